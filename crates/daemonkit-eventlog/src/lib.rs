@@ -1,0 +1,2 @@
+//! daemonkit-eventlog
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! daemonkit-filepruner
+#![deny(missing_docs)]
