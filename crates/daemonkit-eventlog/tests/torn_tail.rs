@@ -1,0 +1,138 @@
+//! Reopening an append log whose last line was cut short by a crash.
+
+mod common;
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use daemonkit_eventlog::EventLog;
+
+/// Logs `n` events into `dir/events.jsonl`, then appends `torn` as a crash would leave it.
+fn log_then_tear(dir: &Path, n: usize, torn: &[u8]) -> u64 {
+    let log = EventLog::open_append(dir, "events.jsonl").unwrap();
+    for i in 0..n {
+        log.log(&common::event(format!("event {i}"))).unwrap();
+    }
+    let complete = fs::metadata(log.path()).unwrap().len();
+    drop(log);
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(dir.join("events.jsonl"))
+        .unwrap();
+    file.write_all(torn).unwrap();
+    complete
+}
+
+const TORN: &[u8] = br#"{"ts":"2026-06-19T12:00:00Z","level":"INFO","reason":"Te"#;
+
+#[test]
+fn reopening_cuts_a_torn_tail_back_to_the_last_complete_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let complete = log_then_tear(dir.path(), 3, TORN);
+
+    let log = EventLog::open_append(dir.path(), "events.jsonl").unwrap();
+    let repair = log.torn_tail_repair().expect("the repair is reported");
+    assert_eq!(repair.kept_len, complete);
+    assert_eq!(repair.cut_len, TORN.len() as u64);
+    assert_eq!(fs::metadata(log.path()).unwrap().len(), complete);
+    assert_eq!(
+        common::messages(log.path()),
+        ["event 0", "event 1", "event 2"]
+    );
+}
+
+#[test]
+fn the_cut_bytes_are_kept_in_a_side_file_next_to_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    log_then_tear(dir.path(), 2, TORN);
+
+    let log = EventLog::open_append(dir.path(), "events.jsonl").unwrap();
+    let side = &log.torn_tail_repair().unwrap().side_file;
+    assert_eq!(side.parent(), log.path().parent());
+    let side_name = side.file_name().unwrap().to_str().unwrap();
+    assert!(side_name.starts_with("events.jsonl.torn-"), "{side_name}");
+    assert_eq!(fs::read(side).unwrap(), TORN);
+}
+
+#[test]
+fn appending_after_a_repair_yields_only_whole_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    log_then_tear(dir.path(), 2, TORN);
+
+    let log = EventLog::open_append(dir.path(), "events.jsonl").unwrap();
+    log.log(&common::event("after repair")).unwrap();
+    assert_eq!(
+        common::messages(log.path()),
+        ["event 0", "event 1", "after repair"]
+    );
+}
+
+#[test]
+fn a_file_holding_only_a_partial_line_is_cut_to_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    log_then_tear(dir.path(), 0, TORN);
+
+    let log = EventLog::open_append(dir.path(), "events.jsonl").unwrap();
+    let repair = log.torn_tail_repair().unwrap();
+    assert_eq!((repair.kept_len, repair.cut_len), (0, TORN.len() as u64));
+    assert_eq!(fs::metadata(log.path()).unwrap().len(), 0);
+}
+
+#[test]
+fn a_file_ending_in_a_newline_needs_no_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    log_then_tear(dir.path(), 2, b"");
+
+    let log = EventLog::open_append(dir.path(), "events.jsonl").unwrap();
+    assert_eq!(log.torn_tail_repair(), None);
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no side file");
+}
+
+/// A `MakeWriter` that collects everything into one buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_repair_is_reported_as_a_tracing_record_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    log_then_tear(dir.path(), 1, TORN);
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || writer.clone())
+        .finish();
+    let log = tracing::subscriber::with_default(subscriber, || {
+        // Other tests of this binary hit the same callsite on other threads without a
+        // subscriber; re-evaluate its interest now that this thread has one, or a
+        // concurrently cached "never" can drop the record.
+        tracing::callsite::rebuild_interest_cache();
+        EventLog::open_append(dir.path(), "events.jsonl").unwrap()
+    });
+
+    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_str(output.lines().next().expect("one record")).unwrap();
+    assert_eq!(record["level"], "WARN");
+    assert_eq!(record["fields"]["reason"], "TornTailRepaired");
+    let side = log
+        .torn_tail_repair()
+        .unwrap()
+        .side_file
+        .display()
+        .to_string();
+    assert_eq!(record["fields"]["side_file"], side.as_str());
+}
