@@ -1,0 +1,309 @@
+//! [`Retry`]: a probe retried with back-off until it passes or a deadline passes.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Probe, ProbeError, reason};
+use crate::Error;
+use crate::monitor::BoxFuture;
+use crate::status::go_duration;
+
+// ===== RetryPolicy =====
+
+/// How a [`Retry`] spaces its attempts and when it gives up.
+///
+/// The delay after the `n`-th failed attempt is `initial × multiplier^(n−1)`, capped at
+/// `cap`; the retry gives up at `deadline` after the first attempt started.
+/// `RetryPolicy::default()` retries for up to 30 s, starting at 250 ms and doubling up to
+/// 5 s — time for a mount, a network or a sibling service to come up during boot, well
+/// inside systemd's default 90 s start timeout. Build another with
+/// [`RetryPolicy::builder`], which rejects values that cannot work.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use daemonkit::probe::RetryPolicy;
+///
+/// let policy = RetryPolicy::builder()
+///     .deadline(Duration::from_secs(10))
+///     .initial(Duration::from_millis(100))
+///     .multiplier(3.0)
+///     .cap(Duration::from_secs(1))
+///     .build()
+///     .unwrap();
+/// assert_eq!(policy.delay_for(1), Duration::from_millis(100));
+/// assert_eq!(policy.delay_for(2), Duration::from_millis(300));
+/// assert_eq!(policy.delay_for(4), Duration::from_secs(1));
+///
+/// let err = RetryPolicy::builder().deadline(Duration::ZERO).build().unwrap_err();
+/// assert!(err.to_string().contains("deadline"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    deadline: Duration,
+    initial: Duration,
+    multiplier: f64,
+    cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            deadline: Duration::from_secs(30),
+            initial: Duration::from_millis(250),
+            multiplier: 2.0,
+            cap: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A builder starting from the defaults.
+    pub fn builder() -> RetryPolicyBuilder {
+        RetryPolicyBuilder {
+            policy: RetryPolicy::default(),
+        }
+    }
+
+    /// How long after the first attempt began the retry gives up.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// The delay after the first failed attempt.
+    pub fn initial(&self) -> Duration {
+        self.initial
+    }
+
+    /// The factor applied to the delay per failed attempt.
+    pub fn multiplier(&self) -> f64 {
+        self.multiplier
+    }
+
+    /// The longest delay between two attempts.
+    pub fn cap(&self) -> Duration {
+        self.cap
+    }
+
+    /// The delay after the `attempt`-th failed attempt (1-based):
+    /// `initial × multiplier^(attempt−1)`, capped.
+    pub fn delay_for(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(1024) as i32;
+        let secs = self.initial.as_secs_f64() * self.multiplier.powi(exp);
+        // `secs` is finite and positive (multiplier >= 1, initial > 0) or +inf.
+        if secs >= self.cap.as_secs_f64() {
+            self.cap
+        } else {
+            Duration::from_secs_f64(secs)
+        }
+    }
+}
+
+/// Builds a validated [`RetryPolicy`]; see [`RetryPolicy::builder`].
+#[derive(Debug, Clone)]
+pub struct RetryPolicyBuilder {
+    policy: RetryPolicy,
+}
+
+impl RetryPolicyBuilder {
+    /// How long after the first attempt began to give up (default 30 s). Must be non-zero.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.policy.deadline = deadline;
+        self
+    }
+
+    /// The delay after the first failed attempt (default 250 ms). Must be non-zero.
+    pub fn initial(mut self, initial: Duration) -> Self {
+        self.policy.initial = initial;
+        self
+    }
+
+    /// The factor applied to the delay per failed attempt (default 2). Must be at least 1.
+    pub fn multiplier(mut self, multiplier: f64) -> Self {
+        self.policy.multiplier = multiplier;
+        self
+    }
+
+    /// The longest delay between two attempts (default 5 s). Must be at least `initial`.
+    pub fn cap(mut self, cap: Duration) -> Self {
+        self.policy.cap = cap;
+        self
+    }
+
+    /// Checks every field and returns the policy.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPolicy`] naming the first field that cannot work: a zero
+    /// `deadline` or `initial`, a `cap` below `initial`, or a `multiplier` below 1 (or not
+    /// a number).
+    pub fn build(self) -> Result<RetryPolicy, Error> {
+        let p = self.policy;
+        let invalid = |field, problem: String| Err(Error::InvalidPolicy { field, problem });
+        if p.deadline.is_zero() {
+            return invalid("deadline", "must be greater than zero".into());
+        }
+        if p.initial.is_zero() {
+            return invalid("initial", "must be greater than zero".into());
+        }
+        if p.cap < p.initial {
+            return invalid(
+                "cap",
+                format!(
+                    "({}) must be at least `initial` ({})",
+                    go_duration(p.cap),
+                    go_duration(p.initial)
+                ),
+            );
+        }
+        if !(p.multiplier >= 1.0 && p.multiplier.is_finite()) {
+            return invalid(
+                "multiplier",
+                format!("({}) must be a finite number of at least 1", p.multiplier),
+            );
+        }
+        Ok(p)
+    }
+}
+
+// ===== Retry =====
+
+/// Wraps a probe and retries it with back-off until it passes or the policy's deadline
+/// passes.
+///
+/// A prerequisite is often not met *yet* at boot: the volume is still mounting, the
+/// provisioning job has not chowned the directory. Rather than have every probe loop by
+/// itself, wrap it:
+///
+/// - the first attempt starts at once; after the `n`-th failure the next starts after
+///   [`RetryPolicy::delay_for`]`(n)`, each failure logged with reason `ProbeRetry`;
+/// - it gives up — logging `ProbeGaveUp` and returning the **last failure** — as soon as
+///   the next attempt could not start before the deadline;
+/// - an attempt still running at the deadline (a `stat` on a hung mount…) is cancelled by
+///   dropping it; the last failure is returned, or a
+///   [`ProbeTimeout`](reason::PROBE_TIMEOUT) error if there was none.
+///
+/// Each [`check`](Probe::check) starts a fresh deadline. Build one with [`Retry::new`] or
+/// [`ProbeExt::retry`](super::ProbeExt::retry).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::time::Duration;
+/// use daemonkit::probe::{probe_fn, Probe, ProbeError, ProbeExt, RetryPolicy};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// static CALLS: AtomicU32 = AtomicU32::new(0);
+/// let mount = probe_fn("data volume mounted", || async {
+///     // Mounted on the third look.
+///     if CALLS.fetch_add(1, Ordering::SeqCst) < 2 {
+///         return Err(ProbeError::failed("/data: expected a mount point, found a plain directory"));
+///     }
+///     Ok(())
+/// });
+///
+/// let policy = RetryPolicy::builder().initial(Duration::from_millis(1)).build().unwrap();
+/// assert!(mount.retry(policy).check().await.is_ok());
+/// assert_eq!(CALLS.load(Ordering::SeqCst), 3);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Retry<P> {
+    inner: P,
+    policy: RetryPolicy,
+}
+
+impl<P: Probe> Retry<P> {
+    /// Wraps `inner` to be retried under `policy`.
+    pub fn new(inner: P, policy: RetryPolicy) -> Self {
+        Retry { inner, policy }
+    }
+
+    /// The retry policy.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// The wrapped probe.
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+
+    /// Logs that the retry gave up and hands back the failure to return.
+    fn give_up(&self, attempts: u32, err: ProbeError) -> ProbeError {
+        tracing::error!(
+            reason = "ProbeGaveUp",
+            probe = %self.inner.describe(),
+            attempts,
+            deadline = %go_duration(self.policy.deadline),
+            probe_reason = %err.reason,
+            "probe still failing at the retry deadline: {}",
+            err.message
+        );
+        err
+    }
+}
+
+impl<P: Probe> Probe for Retry<P> {
+    fn check(&self) -> BoxFuture<'_, Result<(), ProbeError>> {
+        Box::pin(async move {
+            let deadline = Instant::now() + self.policy.deadline;
+            let mut last: Option<ProbeError> = None;
+            let mut attempt: u32 = 0;
+            loop {
+                attempt = attempt.saturating_add(1);
+                let err = match tokio::time::timeout_at(deadline, self.inner.check()).await {
+                    Ok(Ok(())) => {
+                        if attempt > 1 {
+                            tracing::info!(
+                                reason = "ProbeRecovered",
+                                probe = %self.inner.describe(),
+                                attempts = attempt,
+                                "probe passed after retrying"
+                            );
+                        }
+                        return Ok(());
+                    }
+                    Ok(Err(err)) => err,
+                    Err(_elapsed) => {
+                        let err = last.unwrap_or_else(|| {
+                            ProbeError::new(
+                                reason::PROBE_TIMEOUT,
+                                format!(
+                                    "{}: did not finish within the retry deadline of {}",
+                                    self.inner.describe(),
+                                    go_duration(self.policy.deadline)
+                                ),
+                            )
+                        });
+                        return Err(self.give_up(attempt, err));
+                    }
+                };
+                let delay = self.policy.delay_for(attempt);
+                if Instant::now() + delay >= deadline {
+                    return Err(self.give_up(attempt, err));
+                }
+                tracing::warn!(
+                    reason = "ProbeRetry",
+                    probe = %self.inner.describe(),
+                    attempt,
+                    retry_in = %go_duration(delay),
+                    probe_reason = %err.reason,
+                    "probe failed, retrying: {}",
+                    err.message
+                );
+                last = Some(err);
+                tokio::time::sleep(delay).await;
+            }
+        })
+    }
+
+    fn describe(&self) -> Cow<'_, str> {
+        self.inner.describe()
+    }
+}
