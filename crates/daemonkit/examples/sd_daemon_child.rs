@@ -1,0 +1,60 @@
+//! A small daemon on the `Daemon` runner, used by `tests/daemon.rs` as a real child
+//! process. Arguments: `SOCKET [fail-probe] [stubborn] [reload]`.
+//!
+//! - `fail-probe`: a start-up probe that fails with a reason and a resolution;
+//! - `stubborn`: a monitor that ignores cancellation (shutdown deadline 200 ms);
+//! - `reload`: a SIGHUP reload hook that logs `ReloadHookRan`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use daemonkit::probe::{ProbeError, probe_fn};
+use daemonkit::{ControlPlane, Daemon, Exit, ProbeExt, monitor_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_writer(std::io::stderr)
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(socket) = args.first() else {
+        eprintln!("usage: sd_daemon_child SOCKET [fail-probe] [stubborn] [reload]");
+        return ExitCode::from(2);
+    };
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+
+    let mut daemon = Daemon::builder("sd-daemon-child")
+        .control_plane(ControlPlane::builder(socket))
+        .shutdown_deadline(Duration::from_millis(200))
+        .monitor(monitor_fn("worker", |cancel| async move {
+            cancel.cancelled().await;
+            Ok(())
+        }));
+    if has("fail-probe") {
+        daemon = daemon.probe(
+            probe_fn("data dir", || async {
+                Err(ProbeError::failed("/var/lib/demo is owned by root, expected app"))
+            })
+            .tagged("DataDirNotOwned", "sudo chown app:app /var/lib/demo"),
+        );
+    }
+    if has("stubborn") {
+        daemon = daemon.monitor(monitor_fn("stubborn", |_cancel| async {
+            std::future::pending::<()>().await;
+            Ok(())
+        }));
+    }
+    if has("reload") {
+        daemon = daemon.on_reload(|| async {
+            tracing::info!(reason = "ReloadHookRan", "reloading");
+            Ok(())
+        });
+    }
+    let exit = daemon.run().await;
+    if !matches!(exit, Exit::Clean) {
+        eprintln!("sd-daemon-child: {exit}");
+    }
+    exit.into()
+}

@@ -1,0 +1,209 @@
+//! The Daemon runner in a real child process (`examples/sd_daemon_child.rs`): real
+//! signals, a real sd_notify datagram socket, real socket activation.
+#![cfg(feature = "systemd")]
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn example(name: &str) -> PathBuf {
+    // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps")
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo test -p daemonkit`, which builds the examples",
+        path.display()
+    );
+    path
+}
+
+/// A child daemon with a notify socket of its own.
+struct Child_ {
+    child: Child,
+    notify: UnixDatagram,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Child_ {
+    fn start(flags: &[&str]) -> Child_ {
+        let dir = tempfile::tempdir().unwrap();
+        let notify_path = dir.path().join("notify.sock");
+        let notify = UnixDatagram::bind(&notify_path).unwrap();
+        notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let socket = dir.path().join("control.sock");
+        let child = Command::new(example("sd_daemon_child"))
+            .arg(&socket)
+            .args(flags)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env_remove("LISTEN_FDS")
+            .env_remove("WATCHDOG_USEC")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Child_ {
+            child,
+            notify,
+            socket,
+            _dir: dir,
+        }
+    }
+
+    /// Receives notify messages until one contains `line`; returns all received.
+    fn until(&self, line: &str) -> Vec<String> {
+        let mut buf = [0u8; 4096];
+        let mut got = Vec::new();
+        loop {
+            let n = self
+                .notify
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("waiting for {line}: {e}; got {got:?}"));
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let found = message.lines().any(|l| l == line);
+            got.push(message);
+            if found {
+                return got;
+            }
+        }
+    }
+
+    fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+    }
+
+    /// Waits for exit (at most `limit`) and returns (code, stderr).
+    fn finish(mut self, limit: Duration) -> (i32, String) {
+        let start = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(start.elapsed() < limit, "still running after {limit:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut stderr = String::new();
+        self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        (self.child.wait().unwrap().code().unwrap_or(-1), stderr)
+    }
+}
+
+impl Drop for Child_ {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn health(socket: &Path) -> String {
+    let mut stream = UnixStream::connect(socket).unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn ready_is_sent_once_the_socket_serves_and_stopping_on_sigterm() {
+    let daemon = Child_::start(&[]);
+    daemon.until("READY=1");
+    assert!(health(&daemon.socket).starts_with("HTTP/1.1 200"));
+    daemon.signal(rustix::process::Signal::TERM);
+    daemon.until("STOPPING=1");
+    let socket = daemon.socket.clone();
+    let (code, stderr) = daemon.finish(Duration::from_secs(5));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!socket.exists(), "the socket is removed at shutdown");
+}
+
+#[test]
+fn a_failed_probe_stops_start_up_with_reason_and_resolution() {
+    let daemon = Child_::start(&["fail-probe"]);
+    let messages = daemon.until("STATUS=start-up probe failed: DataDirNotOwned: /var/lib/demo is owned by root, expected app (resolution: sudo chown app:app /var/lib/demo)");
+    assert!(!messages.iter().any(|m| m.contains("READY=1")), "{messages:?}");
+    let socket = daemon.socket.clone();
+    let (code, stderr) = daemon.finish(Duration::from_secs(5));
+    assert_eq!(code, 69, "{stderr}");
+    assert!(stderr.contains("start-up probe failed: DataDirNotOwned: /var/lib/demo is owned by root"), "{stderr}");
+    assert!(stderr.contains("resolution: sudo chown app:app /var/lib/demo"), "{stderr}");
+    assert!(!socket.exists(), "no socket when start-up failed");
+}
+
+#[test]
+fn a_monitor_that_ignores_cancellation_is_named_and_the_process_still_exits() {
+    let daemon = Child_::start(&["stubborn"]);
+    daemon.until("READY=1");
+    daemon.signal(rustix::process::Signal::TERM);
+    let (code, stderr) = daemon.finish(Duration::from_secs(5));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("\"reason\":\"MonitorShutdownTimeout\""), "{stderr}");
+    assert!(
+        stderr.contains("monitors did not stop before the shutdown deadline: stubborn"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("worker\n"), "{stderr}");
+}
+
+#[test]
+fn sighup_runs_the_reload_hook_between_reloading_and_ready() {
+    let daemon = Child_::start(&["reload"]);
+    daemon.until("READY=1");
+    daemon.signal(rustix::process::Signal::HUP);
+    let messages = daemon.until("READY=1");
+    let reloading = messages
+        .iter()
+        .find(|m| m.lines().any(|l| l == "RELOADING=1"))
+        .unwrap_or_else(|| panic!("no RELOADING=1 in {messages:?}"));
+    assert!(reloading.lines().any(|l| l.starts_with("MONOTONIC_USEC=")), "{reloading}");
+    daemon.signal(rustix::process::Signal::TERM);
+    let (code, stderr) = daemon.finish(Duration::from_secs(5));
+    assert_eq!(code, 0);
+    assert!(stderr.contains("\"reason\":\"ReloadHookRan\""), "{stderr}");
+}
+
+#[test]
+fn serves_the_socket_systemd_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("activated.sock");
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // systemd-socket-activate binds the socket and passes it as fd 3 (LISTEN_FDS=1); the
+    // daemon's own socket path (an argument) is never bound.
+    let own_path = dir.path().join("unused.sock");
+    let mut child = Command::new("systemd-socket-activate")
+        .arg("--listen")
+        .arg(&socket)
+        .arg(format!("--setenv=NOTIFY_SOCKET={}", notify_path.display()))
+        .arg(example("sd_daemon_child"))
+        .arg(&own_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("systemd-socket-activate (Debian package systemd) must be installed");
+    // The activator accepts nothing itself: the first connection starts the daemon.
+    let start = Instant::now();
+    while !socket.exists() {
+        assert!(start.elapsed() < Duration::from_secs(5), "activator did not bind");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let response = health(&socket);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(!own_path.exists(), "the daemon bound its own socket instead of the passed one");
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(socket.exists(), "a passed socket belongs to systemd: not removed");
+}
