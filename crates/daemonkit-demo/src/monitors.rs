@@ -1,0 +1,117 @@
+//! The demo's monitors.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use daemonkit::{BoxError, BoxFuture, Monitor, StatusError, monitor_fn};
+use daemonkit_filepruner::{FilenameTimestamp, Pattern, Pruner};
+use tokio_util::sync::CancellationToken;
+
+/// Healthy the whole time.
+pub fn steady() -> Arc<dyn Monitor> {
+    monitor_fn("steady", |cancel| async move {
+        cancel.cancelled().await;
+        Ok(())
+    })
+}
+
+/// Crashes `after` every start: shows back-off, restarts and `MonitorDegraded`.
+pub fn flaky(after: Duration) -> Arc<dyn Monitor> {
+    monitor_fn("flaky", move |cancel| async move {
+        tokio::select! {
+            _ = cancel.cancelled() => Ok(()),
+            _ = tokio::time::sleep(after) => {
+                Err::<(), BoxError>("simulated failure: lost the upstream session".into())
+            }
+        }
+    })
+}
+
+/// Alive the whole time, but its (simulated) upstream connection comes and goes.
+pub struct Watcher {
+    flip_every: Duration,
+    failing: AtomicBool,
+}
+
+impl Watcher {
+    /// A watcher that flips its connectivity every `flip_every`.
+    pub fn new(flip_every: Duration) -> Arc<dyn Monitor> {
+        Arc::new(Watcher {
+            flip_every,
+            failing: AtomicBool::new(false),
+        })
+    }
+}
+
+impl Monitor for Watcher {
+    fn name(&self) -> &str {
+        "watcher"
+    }
+
+    fn run(&self, cancel: CancellationToken) -> BoxFuture<'_, Result<(), BoxError>> {
+        Box::pin(async move {
+            let mut flips = tokio::time::interval(self.flip_every);
+            flips.tick().await;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = flips.tick() => {
+                        self.failing.fetch_xor(true, Ordering::SeqCst);
+                    }
+                }
+            }
+        })
+    }
+
+    fn reports_connectivity(&self) -> bool {
+        true
+    }
+
+    fn connectivity_error(&self) -> Option<StatusError> {
+        self.failing.load(Ordering::SeqCst).then(|| {
+            StatusError::new(
+                "UpstreamUnreachable",
+                "dial 127.0.0.1:9 (simulated): connection refused",
+            )
+            .with_resolution("check that the upstream service is running")
+        })
+    }
+}
+
+/// Prunes the event-log directory every `every`: daily files older than `retention`, and
+/// never more than `keep` files. A failed pass is a crash (restarted with back-off).
+pub fn pruner(dir: PathBuf, every: Duration, retention: Duration, keep: usize) -> Arc<dyn Monitor> {
+    monitor_fn("pruner", move |cancel| {
+        let dir = dir.clone();
+        async move {
+            // `events-YYYYMMDD.jsonl`, as the event writer names them.
+            let pattern = Pattern::new(crate::events::FILE_PATTERN)?;
+            let strategy = FilenameTimestamp::new("%Y%m%d", retention)?;
+            let pruner = Arc::new(Pruner::new(strategy));
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = ticks.tick() => {}
+                }
+                if !dir.exists() {
+                    continue; // nothing written yet
+                }
+                let (pruner, pattern, dir) = (pruner.clone(), pattern.clone(), dir.clone());
+                // Directory scans and unlinks block: keep them off the async workers.
+                let report =
+                    tokio::task::spawn_blocking(move || pruner.prune(&dir, &pattern, keep))
+                        .await??;
+                if !report.is_success() {
+                    tracing::warn!(
+                        reason = "PruneIncomplete",
+                        failures = report.failures.len(),
+                        "some files could not be pruned"
+                    );
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,456 @@
+//! The demo daemon as a user runs it: a real child process, a real control socket, real
+//! signals, a real sd_notify datagram socket, its JSON logs and its event log.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const DEMO: &str = env!("CARGO_BIN_EXE_daemonkit-demo");
+
+/// The daemonctl binary, built next to the demo by `cargo test --workspace`.
+fn daemonctl() -> PathBuf {
+    Path::new(DEMO).with_file_name("daemonctl")
+}
+
+struct Demo {
+    child: Child,
+    dir: tempfile::TempDir,
+    lines: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl Demo {
+    fn start(args: &[&str]) -> Demo {
+        Self::start_with(args, |_, _| {})
+    }
+
+    /// Starts the demo after `configure` had its say on the command and the temp dir.
+    fn start_with(args: &[&str], configure: impl FnOnce(&mut Command, &Path)) -> Demo {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(DEMO);
+        command
+            .arg("--socket")
+            .arg(dir.path().join("run/control.sock"))
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(args)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("LISTEN_FDS")
+            .env_remove("WATCHDOG_USEC")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        configure(&mut command, dir.path());
+        let mut child = command.spawn().expect("start daemonkit-demo");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| Value::String(format!("NOT JSON ({e}): {line}")));
+                if tx.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Demo {
+            child,
+            dir,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("run/control.sock")
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Waits (at most 10 s) for a log record matching `want`, and returns it.
+    fn wait_for(&mut self, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+        if let Some(found) = self.seen.iter().find(|v| want(v)) {
+            return found.clone();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(value) => {
+                    self.seen.push(value.clone());
+                    if want(&value) {
+                        return value;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no {what} record; saw: {:#?}", self.seen);
+    }
+
+    fn wait_ready(&mut self) {
+        self.wait_for("DaemonReady", |v| reason(v) == "DaemonReady");
+    }
+
+    /// Polls `/status` until `want` holds for it (at most 10 s).
+    fn wait_status(&self, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, body) = http_get(&self.socket(), "/status");
+            let status: Value = serde_json::from_str(&body).unwrap();
+            if want(&status) {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "no status with {what}; last: {status}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+    }
+
+    fn exit_within(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < limit, "still running after {limit:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn daemonctl(&self, args: &[&str]) -> Output {
+        Command::new(daemonctl())
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .expect("run daemonctl")
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn reason(v: &Value) -> &str {
+    v["reason"].as_str().unwrap_or("")
+}
+
+/// A minimal HTTP/1.1 GET over the Unix socket: (status code, body).
+fn http_get(socket: &Path, path: &str) -> (u16, String) {
+    let mut stream = UnixStream::connect(socket).unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response[9..12].parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (code, body)
+}
+
+/// Every demo flag that keeps all monitors healthy for the length of a test.
+const ALL_HEALTHY: &[&str] = &["--flaky-after", "1h", "--flip-every", "1h"];
+
+#[test]
+fn every_log_line_is_json_with_a_reason() {
+    let mut demo = Demo::start(&["--backoff-initial", "10ms", "--flaky-after", "5ms"]);
+    demo.wait_for("MonitorCrash", |v| reason(v) == "MonitorCrash");
+    demo.signal(rustix::process::Signal::TERM);
+    demo.exit_within(Duration::from_secs(1));
+    demo.wait_for("DaemonStopped", |v| reason(v) == "DaemonStopped");
+    for record in &demo.seen {
+        assert!(record.is_object(), "{record}");
+        assert!(!reason(record).is_empty(), "record without reason: {record}");
+    }
+}
+
+#[test]
+fn flaky_crashes_back_off_and_degrade_within_seconds() {
+    let mut demo = Demo::start(&["--backoff-initial", "10ms", "--flaky-after", "5ms"]);
+    let crash = demo.wait_for("MonitorCrash", |v| reason(v) == "MonitorCrash");
+    assert_eq!(crash["monitor"], "flaky");
+    assert_eq!(crash["backoff"], "10ms");
+    let degraded = demo.wait_for("MonitorDegraded", |v| reason(v) == "MonitorDegraded");
+    assert_eq!(degraded["consecutive_crashes"], 5);
+}
+
+#[test]
+fn status_shows_backoff_and_degraded_over_the_socket() {
+    let mut demo = Demo::start(&["--flip-every", "50ms", "--backoff-initial", "1s", "--flaky-after", "5ms"]);
+    demo.wait_ready();
+    let status = demo.wait_status("watcher degraded and flaky backing off", |s| {
+        s["watcher"]["state"] == "degraded" && s["flaky"]["state"] == "backoff:1s"
+    });
+    assert_eq!(status["watcher"]["error"]["reason"], "UpstreamUnreachable");
+    assert_eq!(status["watcher"]["error"]["resolution"], "check that the upstream service is running");
+    assert_eq!(status["flaky"]["error"]["reason"], "MonitorCrash");
+    assert_eq!(status["steady"]["state"], "running");
+    assert!(status["steady"].get("error").is_none());
+}
+
+#[test]
+fn stops_cleanly_on_sigterm_and_sigint_within_a_second() {
+    for signal in [rustix::process::Signal::TERM, rustix::process::Signal::INT] {
+        let mut demo = Demo::start(&[]);
+        demo.wait_ready();
+        assert!(demo.socket().exists());
+        demo.signal(signal);
+        let status = demo.exit_within(Duration::from_secs(1));
+        assert!(status.success(), "{signal:?}: {status}");
+        demo.wait_for("DaemonStopped", |v| reason(v) == "DaemonStopped");
+        assert!(!demo.socket().exists(), "socket left behind after {signal:?}");
+    }
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let out = Command::new(DEMO).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--socket",
+        "--metrics-addr",
+        "--state-dir",
+        "--backoff-initial",
+        "--heartbeat",
+        "--flaky-after",
+        "--flip-every",
+        "--prune-every",
+        "--retention",
+        "--keep",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+}
+
+#[test]
+fn rejects_a_bad_duration_with_a_clear_error() {
+    let out = Command::new(DEMO).args(["--backoff-initial", "soon"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("not a duration like 50ms"), "{err}");
+}
+
+#[test]
+fn refuses_to_start_on_a_live_socket_and_the_first_keeps_serving() {
+    let mut first = Demo::start(&[]);
+    first.wait_ready();
+    let second = Command::new(DEMO)
+        .arg("--socket")
+        .arg(first.socket())
+        .arg("--state-dir")
+        .arg(first.state_dir())
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains(&first.socket().display().to_string()), "{err}");
+    assert_eq!(http_get(&first.socket(), "/health").0, 200);
+}
+
+// ===== daemonctl against the running demo =====
+
+#[test]
+fn daemonctl_status_exits_0_when_every_monitor_is_healthy() {
+    let mut demo = Demo::start(ALL_HEALTHY);
+    demo.wait_ready();
+    demo.wait_status("all running", |s| s.as_object().unwrap().values().all(|m| m["state"] == "running"));
+    let out = demo.daemonctl(&["status"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{table}");
+    assert!(table.starts_with("MONITOR"), "{table}");
+    for monitor in ["steady", "flaky", "watcher", "pruner"] {
+        assert!(table.contains(monitor), "{monitor} missing:\n{table}");
+    }
+    assert!(!table.contains('\x1b'), "no colour when not a terminal");
+}
+
+#[test]
+fn daemonctl_status_exits_1_when_a_monitor_backs_off() {
+    let mut demo = Demo::start(&["--flaky-after", "5ms", "--backoff-initial", "5s"]);
+    demo.wait_ready();
+    demo.wait_status("flaky backing off", |s| s["flaky"]["state"] == "backoff:5s");
+    let out = demo.daemonctl(&["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = String::from_utf8(out.stdout).unwrap();
+    let flaky = table.lines().find(|l| l.starts_with("flaky")).unwrap();
+    assert!(flaky.contains("backoff:5s") && flaky.contains("MonitorCrash"), "{table}");
+
+    let out = demo.daemonctl(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let raw: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(raw["flaky"]["state"], "backoff:5s");
+}
+
+#[test]
+fn daemonctl_health_and_get() {
+    let mut demo = Demo::start(&[]);
+    demo.wait_ready();
+    let out = demo.daemonctl(&["health"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "ok");
+
+    let out = demo.daemonctl(&["get", "/status"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("\n  \"flaky\": {"), "pretty JSON expected:\n{text}");
+
+    let out = demo.daemonctl(&["get", "/nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("404"), "{err}");
+}
+
+#[test]
+fn daemonctl_exits_2_with_a_clear_line_when_nothing_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    // No file at all.
+    let missing = dir.path().join("control.sock");
+    let out = Command::new(daemonctl()).arg("--socket").arg(&missing).arg("status").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("no control socket at {}", missing.display())), "{err}");
+
+    // A stale socket: the file is there, nobody accepts.
+    drop(std::os::unix::net::UnixListener::bind(&missing).unwrap());
+    let out = Command::new(daemonctl())
+        .arg("status")
+        .env("DAEMONCTL_SOCKET", &missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!("no daemon is listening on {} (connection refused", missing.display())),
+        "{err}"
+    );
+}
+
+// ===== systemd =====
+
+#[test]
+fn ready_arrives_only_once_the_socket_serves_and_stopping_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let receiver = UnixDatagram::bind(&notify_path).unwrap();
+    receiver.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut demo = Demo::start_with(&[], |c, _| {
+        c.env("NOTIFY_SOCKET", &notify_path);
+    });
+    let mut buf = [0u8; 4096];
+    let mut messages = Vec::new();
+    loop {
+        let n = receiver.recv(&mut buf).expect("READY=1 within 10 s");
+        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let ready = message.lines().any(|l| l == "READY=1");
+        messages.push(message);
+        if ready {
+            break;
+        }
+    }
+    // The moment READY=1 arrives, the socket answers.
+    assert_eq!(http_get(&demo.socket(), "/health").0, 200, "{messages:?}");
+
+    demo.signal(rustix::process::Signal::TERM);
+    let mut stopping = false;
+    while let Ok(n) = receiver.recv(&mut buf) {
+        if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "STOPPING=1") {
+            stopping = true;
+            break;
+        }
+    }
+    assert!(stopping, "no STOPPING=1");
+    assert!(demo.exit_within(Duration::from_secs(10)).success());
+    assert!(!demo.socket().exists());
+}
+
+// ===== event log and pruning =====
+
+fn event_log(demo: &Demo) -> Vec<Value> {
+    let mut events = Vec::new();
+    for entry in std::fs::read_dir(demo.state_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                events.push(serde_json::from_str(line).unwrap());
+            }
+        }
+    }
+    events
+}
+
+#[test]
+fn milestones_reach_the_event_log() {
+    let mut demo = Demo::start(&["--backoff-initial", "10ms", "--flaky-after", "5ms"]);
+    demo.wait_for("MonitorDegraded", |v| reason(v) == "MonitorDegraded");
+    demo.wait_for("second streak crash", |v| {
+        reason(v) == "MonitorCrash" && v["consecutive_crashes"] == 6
+    });
+    demo.signal(rustix::process::Signal::TERM);
+    assert!(demo.exit_within(Duration::from_secs(2)).success());
+
+    let events = event_log(&demo);
+    let reasons: Vec<&str> = events.iter().map(|e| e["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons, ["DaemonStarted", "MonitorDegraded", "DaemonStopped"], "{events:#?}");
+    assert_eq!(events[1]["level"], "ERROR");
+    assert!(events[1]["msg"].as_str().unwrap().contains("flaky"));
+    let op = &events[0]["operationId"];
+    assert!(events.iter().all(|e| &e["operationId"] == op));
+
+    // daemonctl agrees the file is sound.
+    let file = std::fs::read_dir(demo.state_dir()).unwrap().next().unwrap().unwrap().path();
+    let out = Command::new(daemonctl()).args(["events", "verify"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn the_pruner_monitor_removes_event_logs_past_retention() {
+    let mut demo = Demo::start_with(&["--prune-every", "50ms", "--retention", "24h"], |_, dir| {
+        let state = dir.join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        for name in ["events-20200101.jsonl", "events-20200102.jsonl", "notes.txt"] {
+            std::fs::write(state.join(name), "").unwrap();
+        }
+    });
+    let state = demo.state_dir();
+    demo.wait_for("PruneCompleted removing two", |v| {
+        reason(v) == "PruneCompleted" && v["removed"] == 2
+    });
+    let left: Vec<String> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(!left.iter().any(|n| n.starts_with("events-2020")), "{left:?}");
+    assert!(left.iter().any(|n| n == "notes.txt"), "{left:?}");
+}
+
+#[test]
+fn contrib_systemd_units_pass_systemd_analyze_verify() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib/systemd");
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.join("daemonkit-demo.socket"))
+        .arg(dir.join("daemonkit-demo.service"))
+        .output()
+        .expect("systemd-analyze (Debian package systemd) must be installed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Only the binary's absence on a build machine is acceptable.
+    let problems: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.contains("/usr/local/bin/daemonkit-demo") && !l.trim().is_empty())
+        .collect();
+    assert!(problems.is_empty(), "{err}");
+}
