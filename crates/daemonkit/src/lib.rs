@@ -1,12 +1,89 @@
 //! daemonkit: building blocks for long-running Linux daemons.
+//!
+//! A daemon built on daemonkit is a set of **monitors**: named async work loops that the
+//! [`supervise`] loop keeps alive — restarting them with back-off when they crash,
+//! catching their panics, escalating when a loop keeps crashing — while a
+//! [`StatusTracker`] records what each one is doing, for the control plane, metrics and
+//! logs. The wire formats (status JSON, state strings, `reason` keys) are the Go
+//! daemonkit's, so a fleet can run both side by side.
+//!
+//! | module | what it gives you |
+//! |---|---|
+//! | [`monitor`] | the [`Monitor`] trait and [`monitor_fn`] |
+//! | [`supervisor`] | [`supervise`], [`Supervisor`], [`RestartPolicy`] |
+//! | [`status`] | [`StatusTracker`], [`MonitorState`], [`StatusError`] |
+//! | [`task`] | [`spawn_logged`] and [`TaskGroup`], panic-safe child tasks |
+//!
+//! Everything logs through `tracing` with a stable `reason` field on every record; the
+//! library installs no subscriber and prints nothing itself.
+//!
+//! # Examples
+//!
+//! A monitor that crashes on its first run, supervised with a short back-off:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicBool, Ordering};
+//! use std::time::Duration;
+//! use daemonkit::{monitor_fn, MonitorState, RestartPolicy, Supervisor};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! static CRASHED: AtomicBool = AtomicBool::new(false);
+//! let worker = monitor_fn("worker", |cancel| async move {
+//!     if !CRASHED.swap(true, Ordering::SeqCst) {
+//!         return Err("connection reset".into());
+//!     }
+//!     cancel.cancelled().await;
+//!     Ok(())
+//! });
+//!
+//! let policy = RestartPolicy::builder().initial(Duration::from_millis(10)).build().unwrap();
+//! let mut supervisor = Supervisor::new(policy);
+//! supervisor.add(worker).unwrap();
+//!
+//! let cancel = CancellationToken::new();
+//! let running = supervisor.start(&cancel);
+//! while supervisor.tracker().snapshot()["worker"].restarts == 0 {
+//!     tokio::time::sleep(Duration::from_millis(5)).await;
+//! }
+//! let status = &supervisor.tracker().snapshot()["worker"];
+//! assert_eq!(status.state, MonitorState::Running);
+//! assert_eq!(status.last_error.as_deref(), Some("connection reset"));
+//!
+//! cancel.cancel();
+//! assert!(running.shutdown(Duration::from_secs(1)).await.late.is_empty());
+//! # }
+//! ```
 #![deny(missing_docs)]
 
 mod error;
-pub use error::Error;
+pub mod monitor;
+pub mod paths;
+pub mod probe;
+pub mod status;
+pub mod supervisor;
+pub mod task;
+
+#[cfg(feature = "server")]
+pub mod server;
 
 #[cfg(feature = "systemd")]
 pub mod activation;
 #[cfg(feature = "systemd")]
+pub mod daemon;
+#[cfg(feature = "systemd")]
 pub mod notify;
 #[cfg(feature = "systemd")]
 pub mod watchdog;
+
+#[cfg(feature = "systemd")]
+pub use daemon::{Daemon, Exit};
+pub use error::Error;
+pub use monitor::{BoxError, BoxFuture, Monitor, monitor_fn};
+pub use probe::{Probe, ProbeError, ProbeExt};
+#[cfg(feature = "server")]
+pub use server::{BoundControlPlane, ControlPlane, ControlPlaneBuilder};
+pub use status::{MonitorState, MonitorStatus, Snapshot, StatusError, StatusTracker};
+pub use supervisor::{RestartPolicy, Running, ShutdownReport, Supervisor, supervise};
+pub use task::{TaskGroup, spawn_logged};

@@ -1,0 +1,444 @@
+//! Control-plane throughput and latency over the Unix socket.
+//!
+//! `GET /status` (a tracker of 10 monitors, serialised on every request) with 1 and 16
+//! keep-alive connections, and `GET /health` measured the same way in the same run as
+//! the baseline: the difference between the two is the cost of building the status
+//! document; `/health` itself is the cost of the transport, HTTP parsing and dispatch.
+//! Each is run against a server on tokio's current-thread runtime and on a two-worker
+//! multi-thread runtime.
+//!
+//! The server runs in a child process (this binary re-executed with
+//! `DK_BENCH_SERVER_SOCKET` set) so that its CPU time can be read apart from the
+//! client's: the sum of its threads' on-CPU time from `/proc/<pid>/task/*/schedstat`
+//! before and after each run. The client sends a request and reads the whole response
+//! before the next on each connection (no pipelining): one blocking thread for a single
+//! connection, one epoll loop (a current-thread tokio runtime) for 16, so that on a small
+//! machine the client's own CPU use, printed beside the server's, stays low.
+//!
+//! ```text
+//! cargo bench -p daemonkit --bench control_plane
+//! DK_BENCH_SECONDS=10 cargo bench -p daemonkit --bench control_plane
+//! ```
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use daemonkit::server::ControlPlane;
+use daemonkit::{MonitorState, StatusError, StatusTracker};
+use tokio_util::sync::CancellationToken;
+
+const SERVER_ENV: &str = "DK_BENCH_SERVER_SOCKET";
+/// The server's runtime: 0 for tokio's current-thread runtime, n for n worker threads.
+const THREADS_ENV: &str = "DK_BENCH_SERVER_THREADS";
+const SECONDS_ENV: &str = "DK_BENCH_SECONDS";
+
+fn main() {
+    if let Ok(socket) = std::env::var(SERVER_ENV) {
+        serve(Path::new(&socket));
+        return;
+    }
+    let seconds: f64 = std::env::var(SECONDS_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let dir = std::env::temp_dir().join(format!("dk-bench-{}", std::process::id()));
+    let socket = dir.join("control.sock");
+
+    println!("control plane over a Unix socket, GET with keep-alive, {seconds} s per run");
+    println!(
+        "machine: {} CPUs, shared by the client and the server",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "client: 1 conn = one blocking thread; 16 conns = 16 tasks on one tokio current-thread runtime"
+    );
+    println!(
+        "baseline: /health on the same server in the same run (transport + HTTP + dispatch only)"
+    );
+    // 0 worker threads = tokio's current-thread runtime.
+    for threads in [0, 2] {
+        let server = Server::spawn(&socket, threads);
+        println!();
+        println!(
+            "server runtime: {}; idle RSS after start {} KiB",
+            if threads == 0 {
+                "tokio current-thread".to_owned()
+            } else {
+                format!("tokio multi-thread, {threads} workers")
+            },
+            server.rss_kib()
+        );
+        println!(
+            "{:<8} {:>5} {:>10} {:>9} {:>9} {:>9} {:>13} {:>13}",
+            "route",
+            "conns",
+            "req/s",
+            "p50 µs",
+            "p99 µs",
+            "p99.9 µs",
+            "server µs/req",
+            "client µs/req"
+        );
+        for conns in [1, 16] {
+            for path in ["/health", "/status"] {
+                // Warm up the connections, the allocator and the CPU frequency.
+                let _ = run(
+                    &socket,
+                    path,
+                    conns,
+                    Duration::from_millis(300),
+                    server.pid(),
+                );
+                let r = run(
+                    &socket,
+                    path,
+                    conns,
+                    Duration::from_secs_f64(seconds),
+                    server.pid(),
+                );
+                println!(
+                    "{:<8} {:>5} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>13.2} {:>13.2}",
+                    path,
+                    conns,
+                    r.per_second(),
+                    r.percentile(0.50),
+                    r.percentile(0.99),
+                    r.percentile(0.999),
+                    r.server_cpu_per_request(),
+                    r.client_cpu_per_request(),
+                );
+            }
+        }
+        println!("server RSS after the runs: {} KiB", server.rss_kib());
+        server.stop();
+    }
+    println!();
+    println!(
+        "reference, issue 3 (Go daemonkit, same class of machine): /status 16 conns ~40k req/s, p99 2.7 ms;"
+    );
+    println!(
+        "                                                         1 conn ~14k req/s, p50 65 µs"
+    );
+    println!("targets: 16 conns >= 80k req/s with p99 <= 1.35 ms; 1 conn >= 28k req/s");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ===== the server (child process) =====
+
+/// Serves the control plane on `socket` until stdin closes.
+fn serve(socket: &Path) {
+    let threads: usize = std::env::var(THREADS_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let runtime = if threads == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+    .expect("build the runtime");
+    runtime.block_on(async {
+        let tracker = ten_monitors();
+        let status = tracker.clone();
+        let bound = ControlPlane::builder(socket)
+            .status(move || status.snapshot())
+            .metrics(&tracker)
+            .bind()
+            .await
+            .expect("bind the control plane");
+        let cancel = CancellationToken::new();
+        let server = tokio::spawn(bound.serve(cancel.clone()));
+        println!("ready");
+        // The parent closes our stdin to stop us.
+        tokio::task::spawn_blocking(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut sink);
+        })
+        .await
+        .expect("stdin watcher");
+        cancel.cancel();
+        server.await.expect("join").expect("serve");
+    });
+}
+
+/// Ten monitors in a realistic mix of states, with errors where they have them.
+fn ten_monitors() -> StatusTracker {
+    let tracker = StatusTracker::new();
+    for i in 0..10 {
+        let name = format!("monitor-{i:02}");
+        tracker.update(&name, |s| {
+            s.restarts = i * 3;
+            match i % 4 {
+                0 | 1 => s.state = MonitorState::Running,
+                2 => {
+                    s.state = MonitorState::Backoff(Duration::from_secs(5 << (i % 3)));
+                    s.consecutive_crashes = 2;
+                    s.error = Some(
+                        StatusError::new(
+                            "MonitorCrash",
+                            "connect to 10.0.0.5:5432: connection refused",
+                        )
+                        .with_resolution("systemctl status postgresql"),
+                    );
+                    s.last_error = Some("connect to 10.0.0.5:5432: connection refused".into());
+                }
+                _ => s.state = MonitorState::Stopped,
+            }
+        });
+    }
+    tracker
+}
+
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn spawn(socket: &Path, threads: usize) -> Server {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .env(SERVER_ENV, socket)
+            .env(THREADS_ENV, threads.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("read the server's ready line");
+        assert_eq!(line.trim(), "ready", "the server did not start");
+        Server { child }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// On-CPU time of every thread of process `pid`, in nanoseconds.
+fn cpu_nanos(pid: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|task| {
+            let path: PathBuf = task.ok()?.path().join("schedstat");
+            let text = std::fs::read_to_string(path).ok()?;
+            text.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+// ===== the client =====
+
+struct Run {
+    requests: u64,
+    elapsed: Duration,
+    latencies_ns: Vec<u64>,
+    server_cpu_ns: u64,
+    client_cpu_ns: u64,
+}
+
+impl Run {
+    fn per_second(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies_ns.is_empty() {
+            return f64::NAN;
+        }
+        let at = ((self.latencies_ns.len() - 1) as f64 * p).round() as usize;
+        self.latencies_ns[at] as f64 / 1000.0
+    }
+
+    fn server_cpu_per_request(&self) -> f64 {
+        self.server_cpu_ns as f64 / 1000.0 / self.requests.max(1) as f64
+    }
+
+    fn client_cpu_per_request(&self) -> f64 {
+        self.client_cpu_ns as f64 / 1000.0 / self.requests.max(1) as f64
+    }
+}
+
+fn run(socket: &Path, path: &str, conns: usize, duration: Duration, server: u32) -> Run {
+    let request: Arc<[u8]> = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .into_bytes()
+        .into();
+    let stop = Arc::new(AtomicBool::new(false));
+    let streams: Vec<UnixStream> = (0..conns)
+        .map(|_| UnixStream::connect(socket).expect("connect"))
+        .collect();
+    let server = server.to_string();
+    let server_before = cpu_nanos(&server);
+    let started = Instant::now();
+    let client = {
+        let stop = stop.clone();
+        if conns == 1 {
+            std::thread::spawn(move || blocking_client(streams, &request, &stop))
+        } else {
+            std::thread::spawn(move || async_client(streams, request, stop))
+        }
+    };
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    let (mut latencies_ns, client_cpu_ns) = client.join().expect("client thread");
+    let elapsed = started.elapsed();
+    let server_cpu_ns = cpu_nanos(&server).saturating_sub(server_before);
+    latencies_ns.sort_unstable();
+    Run {
+        requests: latencies_ns.len() as u64,
+        elapsed,
+        latencies_ns,
+        server_cpu_ns,
+        client_cpu_ns,
+    }
+}
+
+/// The calling thread's CPU time.
+fn thread_cpu_nanos() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// One blocking connection: sends `request` and reads the response until `stop`.
+/// Returns each round trip's time and the thread's CPU time.
+fn blocking_client(streams: Vec<UnixStream>, request: &[u8], stop: &AtomicBool) -> (Vec<u64>, u64) {
+    let cpu_before = thread_cpu_nanos();
+    let mut latencies = Vec::with_capacity(1 << 20);
+    let mut buf = vec![0u8; 64 * 1024];
+    for mut stream in streams {
+        while !stop.load(Ordering::Relaxed) {
+            let sent = Instant::now();
+            stream.write_all(request).expect("send");
+            read_response(&mut stream, &mut buf);
+            latencies.push(sent.elapsed().as_nanos() as u64);
+        }
+    }
+    (latencies, thread_cpu_nanos() - cpu_before)
+}
+
+/// Every connection as a task on one current-thread runtime (one epoll loop), so the
+/// client spends its CPU on requests rather than on switching between threads.
+fn async_client(
+    streams: Vec<UnixStream>,
+    request: Arc<[u8]>,
+    stop: Arc<AtomicBool>,
+) -> (Vec<u64>, u64) {
+    let cpu_before = thread_cpu_nanos();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let latencies = runtime.block_on(async {
+        let tasks: Vec<_> = streams
+            .into_iter()
+            .map(|stream| {
+                stream.set_nonblocking(true).expect("non-blocking");
+                let stream = tokio::net::UnixStream::from_std(stream).expect("register");
+                tokio::spawn(connection(stream, request.clone(), stop.clone()))
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.expect("client task"));
+        }
+        all
+    });
+    (latencies, thread_cpu_nanos() - cpu_before)
+}
+
+async fn connection(
+    mut stream: tokio::net::UnixStream,
+    request: Arc<[u8]>,
+    stop: Arc<AtomicBool>,
+) -> Vec<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut latencies = Vec::with_capacity(1 << 18);
+    let mut buf = vec![0u8; 64 * 1024];
+    while !stop.load(Ordering::Relaxed) {
+        let sent = Instant::now();
+        stream.write_all(&request).await.expect("send");
+        let mut filled = 0;
+        loop {
+            let n = stream.read(&mut buf[filled..]).await.expect("read");
+            assert!(n > 0, "the server closed the connection");
+            filled += n;
+            if let Some(head_end) = find(&buf[..filled], b"\r\n\r\n") {
+                let total = head_end + 4 + content_length(&buf[..head_end]);
+                while filled < total {
+                    let n = stream.read(&mut buf[filled..]).await.expect("read body");
+                    assert!(n > 0, "the server closed the connection");
+                    filled += n;
+                }
+                assert!(buf.starts_with(b"HTTP/1.1 200"), "not a 200");
+                break;
+            }
+        }
+        latencies.push(sent.elapsed().as_nanos() as u64);
+    }
+    latencies
+}
+
+/// Reads one response with a Content-Length body into `buf`.
+fn read_response(stream: &mut UnixStream, buf: &mut [u8]) {
+    let mut filled = 0;
+    loop {
+        let n = stream.read(&mut buf[filled..]).expect("read");
+        assert!(n > 0, "the server closed the connection");
+        filled += n;
+        if let Some(head_end) = find(&buf[..filled], b"\r\n\r\n") {
+            let length = content_length(&buf[..head_end]);
+            let total = head_end + 4 + length;
+            while filled < total {
+                let n = stream.read(&mut buf[filled..]).expect("read body");
+                assert!(n > 0, "the server closed the connection");
+                filled += n;
+            }
+            assert!(buf.starts_with(b"HTTP/1.1 200"), "not a 200");
+            return;
+        }
+    }
+}
+
+fn content_length(head: &[u8]) -> usize {
+    let head = std::str::from_utf8(head).expect("UTF-8 head");
+    head.split("\r\n")
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .expect("a Content-Length")
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}

@@ -1,0 +1,134 @@
+//! `GET /metrics`: the monitors' status as Prometheus metrics, read from the
+//! [`StatusTracker`] at scrape time, plus whatever the daemon registered itself.
+//!
+//! The exposition is the Prometheus text format 0.0.4, which every Prometheus version
+//! scrapes and `promtool check metrics` lints. The kit's metrics live in their own
+//! registry, encoded before the daemon's: a prefix or labels the daemon put on its own
+//! registry never rename them.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::StatusTracker;
+
+/// The states of `daemonkit_monitor_state`, one sample each per monitor.
+const STATES: [&str; 4] = ["running", "degraded", "backoff", "stopped"];
+
+// ===== Metrics =====
+
+/// The registries `/metrics` encodes.
+pub(crate) struct Metrics {
+    kit: Registry,
+    daemon: Option<Registry>,
+    /// The size of the last exposition, so the next buffer is allocated once.
+    size: AtomicUsize,
+}
+
+impl Metrics {
+    pub(crate) fn new(tracker: Option<StatusTracker>, daemon: Option<Registry>) -> Metrics {
+        let mut kit = Registry::default();
+        kit.register_collector(Box::new(KitCollector { tracker }));
+        Metrics {
+            kit,
+            daemon,
+            size: AtomicUsize::new(1024),
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub(crate) fn render(&self) -> Result<String, fmt::Error> {
+        let mut text = String::with_capacity(self.size.load(Ordering::Relaxed));
+        prometheus_text::encode(&mut text, &self.kit)?;
+        if let Some(daemon) = &self.daemon {
+            prometheus_text::encode(&mut text, daemon)?;
+        }
+        self.size.store(text.len() + 256, Ordering::Relaxed);
+        Ok(text)
+    }
+}
+
+// ===== KitCollector =====
+
+/// Encodes the per-monitor metrics from a tracker snapshot, and the build info.
+#[derive(Debug)]
+struct KitCollector {
+    tracker: Option<StatusTracker>,
+}
+
+impl Collector for KitCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let mut info = encoder.encode_descriptor(
+            "daemonkit_build",
+            "The daemonkit version this daemon was built with; the value is always 1.",
+            None,
+            MetricType::Info,
+        )?;
+        info.encode_info(&[("version", env!("CARGO_PKG_VERSION"))])?;
+
+        let Some(tracker) = &self.tracker else {
+            return Ok(());
+        };
+        let snapshot = tracker.snapshot();
+        let now = jiff::Timestamp::now();
+
+        let mut family = encoder.encode_descriptor(
+            "daemonkit_monitor_restarts",
+            "Times the monitor's run loop was restarted after a crash.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (name, status) in &snapshot {
+            let labels = [("monitor", name.as_ref())];
+            ConstCounter::new(status.restarts).encode(family.encode_family(&labels)?)?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "daemonkit_monitor_consecutive_crashes",
+            "Crashes in the monitor's current streak; reset by a run that lasts the stable threshold.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (name, status) in &snapshot {
+            let labels = [("monitor", name.as_ref())];
+            ConstGauge::new(i64::from(status.consecutive_crashes))
+                .encode(family.encode_family(&labels)?)?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "daemonkit_monitor_state",
+            "The monitor's state: 1 for the current one (running, degraded, backoff, stopped), 0 for the others.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (name, status) in &snapshot {
+            let current = status.state.kind();
+            for state in STATES {
+                let labels = [("monitor", name.as_ref()), ("state", state)];
+                ConstGauge::new(i64::from(state == current))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "daemonkit_monitor_uptime",
+            "Time since the monitor's current run began; 0 when it is not running.",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+        )?;
+        for (name, status) in &snapshot {
+            let labels = [("monitor", name.as_ref())];
+            let uptime = status.running_since().map_or(0.0, |since| {
+                now.duration_since(since).as_secs_f64().max(0.0)
+            });
+            ConstGauge::new(uptime).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,341 @@
+//! The routes: `/health`, `/status`, `/ready` and `/metrics`, answered directly, and the
+//! components' routers, mounted by axum under their own prefixes.
+//!
+//! The four built-in routes are matched with one `match` on the path before any router
+//! is involved: they are what monitoring systems and `daemonctl` poll, so they skip
+//! axum's routing and middleware entirely. Everything else goes to an axum [`Router`]
+//! holding only the component routes, with JSON 404 and 405 fallbacks.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::OriginalUri;
+use axum::http::header::{ALLOW, CONTENT_TYPE};
+use axum::http::{HeaderValue, Method, Request, Response, StatusCode};
+use axum::routing::future::RouteFuture;
+use http_body_util::Limited;
+use hyper::body::{Body as _, Incoming};
+use hyper::server::conn::http1;
+use serde::Serialize;
+
+use super::Limits;
+use super::conn::ConnClock;
+use super::metrics::Metrics;
+use crate::StatusError;
+
+/// Writes the daemon's status as JSON into the buffer.
+pub(crate) type StatusFn = Arc<dyn Fn(&mut Vec<u8>) -> serde_json::Result<()> + Send + Sync>;
+/// Says whether the daemon is ready, and if not, why.
+pub(crate) type ReadyFn = Arc<dyn Fn() -> Result<(), Vec<StatusError>> + Send + Sync>;
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const PROMETHEUS_TEXT: HeaderValue =
+    HeaderValue::from_static(prometheus_client::encoding::prometheus_text::CONTENT_TYPE);
+const GET_HEAD: HeaderValue = HeaderValue::from_static("GET, HEAD");
+
+// The JSON bodies end in a newline, as the Go daemonkit's `json.Encoder` writes them.
+const HEALTH_OK: &[u8] = b"{\"status\":\"ok\"}\n";
+const READY: &[u8] = b"{\"status\":\"ready\"}\n";
+const EMPTY_STATUS: &[u8] = b"{}\n";
+
+// ===== App =====
+
+/// Everything a connection needs, shared by all of them.
+pub(crate) struct App {
+    pub(crate) http: http1::Builder,
+    pub(crate) limits: Limits,
+    status: Option<StatusFn>,
+    ready: Option<ReadyFn>,
+    metrics: Metrics,
+    components: Router,
+    /// The size of the last status document, so the next buffer is allocated once.
+    status_size: AtomicUsize,
+}
+
+impl App {
+    pub(crate) fn new(
+        limits: Limits,
+        status: Option<StatusFn>,
+        ready: Option<ReadyFn>,
+        metrics: Metrics,
+        components: Router,
+    ) -> App {
+        let mut http = http1::Builder::new();
+        http.keep_alive(true)
+            // The header read timeout is the connection clock's job (see `conn`).
+            .header_read_timeout(None)
+            .max_header_size(limits.max_header_bytes)
+            // hyper refuses buffers under 8 KiB; the header limit is enforced above.
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        App {
+            http,
+            limits,
+            status,
+            ready,
+            metrics,
+            components,
+            status_size: AtomicUsize::new(1024),
+        }
+    }
+
+    fn dispatch(&self, req: Request<Incoming>) -> Dispatch {
+        // hyper has parsed Content-Length into the body's size hint: refuse a declared
+        // oversized body before reading any of it.
+        if req.body().size_hint().lower() > self.limits.body_limit as u64 {
+            return Dispatch::Ready(Some(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "the request body is larger than the limit of {} bytes",
+                    self.limits.body_limit
+                ),
+            )));
+        }
+        let builtin = match req.uri().path() {
+            "/health" => Builtin::Health,
+            "/status" => Builtin::Status,
+            "/ready" => Builtin::Ready,
+            "/metrics" => Builtin::Metrics,
+            _ => {
+                // A body without a declared length (chunked) is cut at the limit; axum's
+                // extractors turn the resulting error into 413.
+                let limit = self.limits.body_limit;
+                let req = req.map(|body| Limited::new(body, limit));
+                let mut router = self.components.clone();
+                return Dispatch::Router(tower::Service::call(&mut router, req));
+            }
+        };
+        let method = req.method();
+        if method != Method::GET && method != Method::HEAD {
+            return Dispatch::Ready(Some(method_not_allowed(method, req.uri().path())));
+        }
+        Dispatch::Ready(Some(match builtin {
+            Builtin::Health => json(StatusCode::OK, Bytes::from_static(HEALTH_OK)),
+            Builtin::Status => self.status(),
+            Builtin::Ready => self.ready(),
+            Builtin::Metrics => self.metrics(),
+        }))
+    }
+
+    fn status(&self) -> Response<Body> {
+        let Some(status) = &self.status else {
+            return json(StatusCode::OK, Bytes::from_static(EMPTY_STATUS));
+        };
+        let mut buf = Vec::with_capacity(self.status_size.load(Ordering::Relaxed));
+        // The daemon's function is its own code: a panic in it is a 500, not a dropped
+        // connection.
+        match catch_unwind(AssertUnwindSafe(|| status(&mut buf))) {
+            Ok(Ok(())) => {
+                buf.push(b'\n');
+                self.status_size.store(buf.len() + 64, Ordering::Relaxed);
+                json(StatusCode::OK, Bytes::from(buf))
+            }
+            Ok(Err(e)) => {
+                tracing::error!(
+                    reason = "ControlPlaneStatusFailed",
+                    error = %e,
+                    "the status function's value could not be serialised to JSON"
+                );
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("serialising the status to JSON: {e}"),
+                )
+            }
+            Err(_) => {
+                tracing::error!(
+                    reason = "ControlPlaneStatusFailed",
+                    "the status function panicked"
+                );
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the status function panicked",
+                )
+            }
+        }
+    }
+
+    fn ready(&self) -> Response<Body> {
+        let Some(ready) = &self.ready else {
+            return json(StatusCode::OK, Bytes::from_static(READY));
+        };
+        match catch_unwind(AssertUnwindSafe(|| ready())) {
+            Ok(Ok(())) => json(StatusCode::OK, Bytes::from_static(READY)),
+            Ok(Err(errors)) => {
+                #[derive(Serialize)]
+                struct NotReady<'a> {
+                    status: &'static str,
+                    errors: &'a [StatusError],
+                }
+                let body = NotReady {
+                    status: "not ready",
+                    errors: &errors,
+                };
+                match serde_json::to_vec(&body) {
+                    Ok(mut buf) => {
+                        buf.push(b'\n');
+                        json(StatusCode::SERVICE_UNAVAILABLE, Bytes::from(buf))
+                    }
+                    Err(e) => error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &format!("serialising the readiness errors to JSON: {e}"),
+                    ),
+                }
+            }
+            Err(_) => {
+                tracing::error!(
+                    reason = "ControlPlaneReadyFailed",
+                    "the readiness function panicked"
+                );
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the readiness function panicked",
+                )
+            }
+        }
+    }
+
+    fn metrics(&self) -> Response<Body> {
+        match self.metrics.render() {
+            Ok(text) => {
+                let mut res = Response::new(Body::from(text));
+                res.headers_mut().insert(CONTENT_TYPE, PROMETHEUS_TEXT);
+                res
+            }
+            Err(_) => {
+                tracing::error!(
+                    reason = "ControlPlaneMetricsFailed",
+                    "a registered metric or collector failed to encode"
+                );
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "encoding the metrics failed",
+                )
+            }
+        }
+    }
+}
+
+enum Builtin {
+    Health,
+    Status,
+    Ready,
+    Metrics,
+}
+
+// ===== ControlService =====
+
+/// The per-connection service hyper calls for each request.
+#[derive(Clone)]
+pub(crate) struct ControlService {
+    app: Arc<App>,
+    clock: Arc<ConnClock>,
+}
+
+impl ControlService {
+    pub(crate) fn new(app: Arc<App>, clock: Arc<ConnClock>) -> ControlService {
+        ControlService { app, clock }
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for ControlService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn call(&self, req: Request<Incoming>) -> ResponseFuture {
+        self.clock.request_started();
+        ResponseFuture {
+            dispatch: self.app.dispatch(req),
+            _busy: Busy(self.clock.clone()),
+        }
+    }
+}
+
+/// Marks the connection idle once the response is ready (hyper drops the future then).
+struct Busy(Arc<ConnClock>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
+
+/// The response of a built-in route (ready at once) or of a component's router.
+pub(crate) struct ResponseFuture {
+    dispatch: Dispatch,
+    _busy: Busy,
+}
+
+enum Dispatch {
+    Ready(Option<Response<Body>>),
+    Router(RouteFuture<Infallible>),
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.dispatch {
+            Dispatch::Ready(response) => Poll::Ready(Ok(response.take().unwrap_or_else(|| {
+                // Only reachable by polling again after completion, which hyper does not.
+                error(StatusCode::INTERNAL_SERVER_ERROR, "response already taken")
+            }))),
+            Dispatch::Router(future) => Pin::new(future).poll(cx),
+        }
+    }
+}
+
+// ===== responses =====
+
+fn json(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(CONTENT_TYPE, JSON);
+    res
+}
+
+/// `{"error": message}` with `status`.
+pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
+    #[derive(Serialize)]
+    struct ErrorBody<'a> {
+        error: &'a str,
+    }
+    // Serialising a struct with one string field cannot fail.
+    let mut buf = serde_json::to_vec(&ErrorBody { error: message }).unwrap_or_default();
+    buf.push(b'\n');
+    json(status, Bytes::from(buf))
+}
+
+fn method_not_allowed(method: &Method, path: &str) -> Response<Body> {
+    let mut res = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("method {method} is not allowed on {path}; use GET"),
+    );
+    res.headers_mut().insert(ALLOW, GET_HEAD);
+    res
+}
+
+/// The components router's fallback for paths nothing matches.
+pub(crate) async fn not_found(OriginalUri(uri): OriginalUri) -> Response<Body> {
+    error(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "no route for {}; the built-in routes are /health, /status, /ready and /metrics",
+            uri.path()
+        ),
+    )
+}
+
+/// The components router's fallback for a known path asked with the wrong method.
+pub(crate) async fn wrong_method(method: Method, OriginalUri(uri): OriginalUri) -> Response<Body> {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("method {method} is not allowed on {}", uri.path()),
+    )
+}

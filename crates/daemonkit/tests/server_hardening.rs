@@ -1,0 +1,366 @@
+//! The control plane under hostile or sloppy clients: slow and idle connections, the
+//! connection cap, and shutdown with requests in flight. Every timeout is shrunk to
+//! milliseconds here; the defaults are seconds.
+
+mod server_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use daemonkit::server::ControlPlane;
+use server_support::{PATIENCE, Server, closed_within, request, socket_dir};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::Notify;
+
+/// True when the server has not closed `conn` (nothing to read, no EOF).
+fn still_open(conn: &UnixStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(conn.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// Makes room for `n` more descriptors (client and server ends live in this process).
+fn raise_fd_limit(n: u64) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    let want = limit.current.unwrap_or(u64::MAX).max(n);
+    let want = limit.maximum.map_or(want, |max| want.min(max));
+    limit.current = Some(want);
+    setrlimit(Resource::Nofile, limit).expect("raise RLIMIT_NOFILE");
+}
+
+// ===== slow and idle clients =====
+
+#[tokio::test]
+async fn a_thousand_slow_connections_do_not_starve_health_and_are_closed_by_the_header_timeout() {
+    raise_fd_limit(4096);
+    let captured = server_support::capture();
+    let dir = socket_dir();
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .header_read_timeout(Duration::from_millis(1000)),
+    )
+    .await;
+
+    let mut slow = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let mut conn = server.connect().await;
+        // A request head that never ends.
+        conn.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(conn);
+    }
+    let res = server.get("/health").await;
+    assert_eq!(res.status, 200);
+    let open = slow.iter().filter(|c| still_open(c)).count();
+    assert!(
+        open >= 900,
+        "/health answered while {open} of the slow connections were open"
+    );
+
+    for conn in &mut slow {
+        assert!(
+            closed_within(conn, PATIENCE).await,
+            "a slow connection was closed by the header timeout"
+        );
+    }
+    assert_eq!(captured.count("ControlPlaneHeaderTimeout"), 1000);
+    assert_eq!(server.get("/health").await.status, 200);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn trickling_a_request_head_does_not_extend_the_header_timeout() {
+    let dir = socket_dir();
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .header_read_timeout(Duration::from_millis(300)),
+    )
+    .await;
+    let mut conn = server.connect().await;
+    let started = tokio::time::Instant::now();
+    let mut closed = false;
+    for byte in b"GET /health HTTP/1.1\r\nX-Slow: ".iter().cycle().take(200) {
+        if conn.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        if closed_within(&mut conn, Duration::from_millis(50)).await {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "a trickling client was never cut off");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "cut off after {:?}, long after the 300 ms header timeout",
+        started.elapsed()
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_by_the_header_timeout() {
+    let dir = socket_dir();
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .header_read_timeout(Duration::from_millis(200)),
+    )
+    .await;
+    let mut conn = server.connect().await;
+    assert!(closed_within(&mut conn, PATIENCE).await);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let captured = server_support::capture();
+    let dir = socket_dir();
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .header_read_timeout(Duration::from_secs(30))
+            .idle_timeout(Duration::from_millis(200)),
+    )
+    .await;
+    let mut conn = server.connect().await;
+    assert_eq!(
+        request(&mut conn, "GET", "/health", &[], b"").await.status,
+        200
+    );
+    assert!(still_open(&conn), "kept alive after the response");
+    assert!(closed_within(&mut conn, PATIENCE).await);
+    assert_eq!(captured.count("ControlPlaneIdleTimeout"), 1);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_in_use_outlives_the_idle_timeout() {
+    let dir = socket_dir();
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .idle_timeout(Duration::from_millis(300)),
+    )
+    .await;
+    let mut conn = server.connect().await;
+    // Ten requests 100 ms apart: a second in all, each gap well inside the idle timeout.
+    for _ in 0..10 {
+        assert_eq!(
+            request(&mut conn, "GET", "/health", &[], b"").await.status,
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slow_handler_is_not_cut_off_by_the_header_or_idle_timeout() {
+    let dir = socket_dir();
+    let slow = Router::new().route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            "done"
+        }),
+    );
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .header_read_timeout(Duration::from_millis(100))
+            .idle_timeout(Duration::from_millis(100))
+            .component("jobs", slow),
+    )
+    .await;
+    let res = server.get("/jobs/slow").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.text(), "done");
+    server.stop().await.unwrap();
+}
+
+// ===== the connection cap =====
+
+#[tokio::test]
+async fn a_connection_over_the_cap_is_closed_at_once_and_the_others_keep_working() {
+    let captured = server_support::capture();
+    let dir = socket_dir();
+    let server =
+        Server::start(ControlPlane::builder(dir.path().join("control.sock")).max_connections(2))
+            .await;
+    let mut first = server.connect().await;
+    let mut second = server.connect().await;
+    assert_eq!(
+        request(&mut first, "GET", "/health", &[], b"").await.status,
+        200
+    );
+    assert_eq!(
+        request(&mut second, "GET", "/health", &[], b"")
+            .await
+            .status,
+        200
+    );
+
+    let mut third = server.connect().await;
+    assert!(
+        closed_within(&mut third, Duration::from_secs(2)).await,
+        "the third connection is closed at once, not queued"
+    );
+    assert_eq!(captured.count("ControlPlaneConnectionRejected"), 1);
+    assert_eq!(
+        request(&mut first, "GET", "/health", &[], b"").await.status,
+        200
+    );
+    assert_eq!(
+        request(&mut second, "GET", "/health", &[], b"")
+            .await
+            .status,
+        200
+    );
+
+    // Once one leaves, a new connection gets its place (as soon as the server has seen
+    // the first one go).
+    drop(first);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let mut conn = server.connect().await;
+        let _ = conn
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let mut head = [0u8; 12];
+        match tokio::time::timeout(PATIENCE, conn.read(&mut head)).await {
+            Ok(Ok(n)) if n > 0 => {
+                assert!(
+                    head.starts_with(b"HTTP/1.1 200"),
+                    "{:?}",
+                    String::from_utf8_lossy(&head)
+                );
+                break;
+            }
+            _ => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the freed place was never reused"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.stop().await.unwrap();
+}
+
+// ===== shutdown =====
+
+/// A component route that signals when it starts, then waits `hold`.
+fn held_route(started: Arc<Notify>, hold: Option<Duration>) -> Router {
+    Router::new().route(
+        "/hold",
+        get(move || {
+            let started = started.clone();
+            async move {
+                started.notify_one();
+                match hold {
+                    Some(hold) => tokio::time::sleep(hold).await,
+                    None => std::future::pending::<()>().await,
+                }
+                "finished"
+            }
+        }),
+    )
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_request_in_flight_finish() {
+    let dir = socket_dir();
+    let started = Arc::new(Notify::new());
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock")).component(
+            "jobs",
+            held_route(started.clone(), Some(Duration::from_millis(300))),
+        ),
+    )
+    .await;
+    let mut conn = server.connect().await;
+    conn.write_all(b"GET /jobs/hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    started.notified().await;
+
+    server.cancel.cancel();
+    let res = server_support::read_response(&mut conn).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.text(), "finished");
+    assert!(
+        closed_within(&mut conn, PATIENCE).await,
+        "closed after the response"
+    );
+    let path = server.path.clone();
+    server.stop().await.unwrap();
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn shutdown_closes_requests_still_running_after_the_grace() {
+    let captured = server_support::capture();
+    let dir = socket_dir();
+    let started = Arc::new(Notify::new());
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .shutdown_grace(Duration::from_millis(100))
+            .component("jobs", held_route(started.clone(), None)),
+    )
+    .await;
+    let mut conn = server.connect().await;
+    conn.write_all(b"GET /jobs/hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    started.notified().await;
+
+    let path = server.path.clone();
+    server.stop().await.unwrap();
+    assert!(
+        closed_within(&mut conn, PATIENCE).await,
+        "no response, connection closed"
+    );
+    assert_eq!(captured.count("ControlPlaneShutdownDeadline"), 1);
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn shutdown_closes_idle_connections_without_waiting_for_the_grace() {
+    let dir = socket_dir();
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .shutdown_grace(Duration::from_secs(60)),
+    )
+    .await;
+    let mut conn = server.connect().await;
+    assert_eq!(
+        request(&mut conn, "GET", "/health", &[], b"").await.status,
+        200
+    );
+    // stop() fails the test if serve takes PATIENCE (10 s), far below the 60 s grace.
+    server.stop().await.unwrap();
+    assert!(closed_within(&mut conn, PATIENCE).await);
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_connections_still_sending_a_request_head() {
+    let dir = socket_dir();
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .header_read_timeout(Duration::from_secs(60))
+            .shutdown_grace(Duration::from_secs(60)),
+    )
+    .await;
+    let mut silent = server.connect().await;
+    let mut partial = server.connect().await;
+    partial
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Make sure the server has accepted both before stopping.
+    assert_eq!(server.get("/health").await.status, 200);
+    // stop() fails the test if serve takes PATIENCE (10 s), far below the 60 s timeouts.
+    server.stop().await.unwrap();
+    assert!(closed_within(&mut silent, PATIENCE).await);
+    assert!(closed_within(&mut partial, PATIENCE).await);
+}
