@@ -167,7 +167,7 @@ async fn run(args: Args) -> Exit {
         .shutdown_deadline(args.shutdown_deadline)
         .monitor(monitors::steady())
         .monitor(monitors::flaky(args.flaky_after))
-        .monitor(monitors::Watcher::new(args.flip_every))
+        .monitor(monitors::watcher(args.flip_every))
         .monitor(monitors::pruner(
             state_dir.clone(),
             args.prune_every,

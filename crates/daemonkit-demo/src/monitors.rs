@@ -35,14 +35,12 @@ pub struct Watcher {
     failing: AtomicBool,
 }
 
-impl Watcher {
-    /// A watcher that flips its connectivity every `flip_every`.
-    pub fn new(flip_every: Duration) -> Arc<dyn Monitor> {
-        Arc::new(Watcher {
-            flip_every,
-            failing: AtomicBool::new(false),
-        })
-    }
+/// A watcher that flips its connectivity every `flip_every`.
+pub fn watcher(flip_every: Duration) -> Arc<dyn Monitor> {
+    Arc::new(Watcher {
+        flip_every,
+        failing: AtomicBool::new(false),
+    })
 }
 
 impl Monitor for Watcher {

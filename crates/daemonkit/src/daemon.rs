@@ -29,8 +29,8 @@ use crate::activation::ListenFds;
 use crate::monitor::{BoxError, BoxFuture, Monitor};
 use crate::notify::Notifier;
 use crate::probe::{Composite, Probe, ProbeError};
-use crate::server::{BoundControlPlane, ControlPlane, ControlPlaneBuilder};
-use crate::status::{MonitorState, StatusError, StatusTracker};
+use crate::server::{BoundControlPlane, ControlPlane, ControlPlaneBuilder, monitors_ready};
+use crate::status::StatusTracker;
 use crate::supervisor::{RestartPolicy, Supervisor};
 use crate::watchdog::Watchdog;
 use crate::{Error, paths};
@@ -257,7 +257,7 @@ impl DaemonBuilder {
         let mut control_plane = self
             .control_plane
             .status(move || status_tracker.snapshot())
-            .ready(move || readiness(&ready_tracker))
+            .ready(move || monitors_ready(&ready_tracker))
             .metrics(&tracker);
         match ListenFds::from_env().and_then(|mut fds| fds.take_unix_listener(None)) {
             Ok(Some(listener)) => control_plane = control_plane.listener(listener),
@@ -360,35 +360,6 @@ async fn reload(notifier: &Notifier, hook: Option<&ReloadFn>, running_status: &s
         .and_then(|()| notifier.status(running_status))
     {
         tracing::warn!(reason = "NotifyFailed", error = %err, "cannot tell systemd we are ready again");
-    }
-}
-
-/// `/ready`: every monitor running and healthy; otherwise the reasons why not.
-fn readiness(tracker: &StatusTracker) -> Result<(), Vec<StatusError>> {
-    let errors: Vec<StatusError> = tracker
-        .snapshot()
-        .iter()
-        .filter(|(_, status)| !status.is_healthy())
-        .map(|(name, status)| match &status.error {
-            Some(err) => StatusError {
-                message: format!("monitor {name}: {}", err.message),
-                ..err.clone()
-            },
-            None => StatusError::new(
-                match status.state {
-                    MonitorState::Stopped => "MonitorStopped",
-                    MonitorState::Backoff(_) => "MonitorBackoff",
-                    _ => "MonitorNotReady",
-                },
-                format!("monitor {name} is {}", status.state),
-            )
-            .with_since(status.state_since),
-        })
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
     }
 }
 

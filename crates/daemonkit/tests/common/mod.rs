@@ -1,9 +1,15 @@
 //! Test support: capture tracing records so tests can count `reason`s.
+//!
+//! One process-wide subscriber records every event with the thread it happened on; a
+//! test reads back the records of its own thread. (Per-thread scoped subscribers race
+//! with tracing's global interest cache when tests run in parallel and can drop events.)
+//! Tests that capture use a current-thread runtime, so their tasks run on their thread.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Mutex, OnceLock};
+use std::thread::ThreadId;
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
@@ -13,6 +19,7 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 pub struct Record {
     pub level: tracing::Level,
     pub fields: BTreeMap<String, String>,
+    thread: ThreadId,
 }
 
 impl Record {
@@ -24,26 +31,40 @@ impl Record {
     }
 }
 
-/// Records captured since [`capture`] was called on this thread.
-#[derive(Clone, Default)]
-pub struct Captured(Arc<Mutex<Vec<Record>>>);
+static RECORDS: OnceLock<Mutex<Vec<Record>>> = OnceLock::new();
+
+fn records() -> &'static Mutex<Vec<Record>> {
+    RECORDS.get_or_init(|| {
+        let subscriber = tracing_subscriber::registry().with(Capture);
+        tracing::subscriber::set_global_default(subscriber).expect("install the capture");
+        Mutex::new(Vec::new())
+    })
+}
+
+/// The records emitted on the capturing thread since [`capture`] was called.
+#[derive(Clone)]
+pub struct Captured {
+    thread: ThreadId,
+    from: usize,
+}
 
 impl Captured {
     pub fn all(&self) -> Vec<Record> {
-        self.0.lock().unwrap().clone()
+        records().lock().unwrap()[self.from..]
+            .iter()
+            .filter(|r| r.thread == self.thread)
+            .cloned()
+            .collect()
     }
     pub fn with_reason(&self, reason: &str) -> Vec<Record> {
-        self.all()
-            .into_iter()
-            .filter(|r| r.reason() == reason)
-            .collect()
+        self.all().into_iter().filter(|r| r.reason() == reason).collect()
     }
     pub fn count(&self, reason: &str) -> usize {
         self.with_reason(reason).len()
     }
 }
 
-struct Capture(Captured);
+struct Capture;
 
 struct Fields<'a>(&'a mut BTreeMap<String, String>);
 
@@ -60,21 +81,24 @@ impl<S: tracing::Subscriber> Layer<S> for Capture {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
         let mut fields = BTreeMap::new();
         event.record(&mut Fields(&mut fields));
-        self.0.0.lock().unwrap().push(Record {
+        let record = Record {
             level: *event.metadata().level(),
             fields,
-        });
+            thread: std::thread::current().id(),
+        };
+        records().lock().unwrap().push(record);
     }
 }
 
-/// Captures every tracing record emitted on this thread until the guard drops.
-/// Use with a current-thread runtime so spawned tasks run on this thread too.
-pub fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::registry().with(Capture(captured.clone()));
-    let guard = tracing::subscriber::set_default(subscriber);
-    // Tests run in parallel threads, each with its own subscriber: make sure no callsite
-    // keeps an interest cached while this thread had none.
-    tracing::callsite::rebuild_interest_cache();
-    (captured, guard)
+/// Starts capturing this thread's records. The second value keeps the call sites of
+/// the tests unchanged (`let (logs, _guard) = capture();`).
+pub fn capture() -> (Captured, ()) {
+    let from = records().lock().unwrap().len();
+    (
+        Captured {
+            thread: std::thread::current().id(),
+            from,
+        },
+        (),
+    )
 }
