@@ -13,6 +13,11 @@
 //! | [`supervisor`] | [`supervise`], [`Supervisor`], [`RestartPolicy`] |
 //! | [`status`] | [`StatusTracker`], [`MonitorState`], [`StatusError`] |
 //! | [`task`] | [`spawn_logged`] and [`TaskGroup`], panic-safe child tasks |
+//! | [`probe`] | [`Probe`]s of a host's prerequisites, with operator-facing reason and resolution |
+//! | [`paths`] | conventional socket and runtime-directory paths |
+//! | `server` (feature `server`) | the control plane: `/health`, `/status`, `/ready`, `/metrics`, component routes on a Unix socket |
+//! | `notify`, `watchdog`, `activation` (feature `systemd`) | sd_notify, the watchdog keepalive, socket activation |
+//! | `daemon` (feature `systemd`) | the `Daemon` runner that wires everything in the right order |
 //!
 //! Everything logs through `tracing` with a stable `reason` field on every record; the
 //! library installs no subscriber and prints nothing itself.
