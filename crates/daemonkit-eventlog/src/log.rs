@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::file::{absolute_dir, check_name, check_prefix, lock, open_log_file, sync_directory};
 use crate::repair::{TornTailRepair, repair_torn_tail};
@@ -83,6 +84,8 @@ struct Inner {
     /// needs no lock while the write and sync run.
     file: File,
     state: Mutex<State>,
+    /// Signalled when a line is queued, for a leader gathering its batch.
+    gathered: Condvar,
     repair: Option<TornTailRepair>,
 }
 
@@ -100,6 +103,14 @@ struct State {
     dirty: bool,
     /// An empty buffer kept for the next batch, so steady logging does not reallocate.
     spare: Vec<u8>,
+    /// Lines in `queue`.
+    queued: usize,
+    /// Callers inside `commit` now (queued or waiting for their batch).
+    inside: usize,
+    /// Recent peak of `inside`, decaying: how many callers log concurrently.
+    peak: usize,
+    /// How long the last sync took.
+    last_sync: Duration,
 }
 
 /// One group commit: the callers whose lines are written by one `write` and one `fdatasync`.
@@ -241,7 +252,12 @@ impl EventLog {
                     good_len,
                     dirty: false,
                     spare: Vec::new(),
+                    queued: 0,
+                    inside: 0,
+                    peak: 0,
+                    last_sync: Duration::ZERO,
                 }),
+                gathered: Condvar::new(),
                 repair,
             }),
         }
@@ -333,9 +349,28 @@ impl Inner {
     fn commit(&self, line: &[u8]) -> Result<(), Error> {
         let mut state = self.lock_state();
         state.queue.extend_from_slice(line);
+        state.queued += 1;
+        state.inside += 1;
+        state.peak = state.peak.max(state.inside);
+        self.gathered.notify_one();
+        self.wait_durable(state)
+    }
+
+    /// Waits until the batch holding the line just queued is durable, leading it when
+    /// nobody else is writing.
+    fn wait_durable<'a>(&'a self, mut state: MutexGuard<'a, State>) -> Result<(), Error> {
         let batch = Arc::clone(&state.current);
+        let mut led = false;
         loop {
             if let Some(outcome) = batch.outcome.get() {
+                // A leader whose line is durable writes the batch that queued up during its
+                // sync before returning, once: the next sync starts at once instead of after
+                // a waiter has been woken and scheduled, which on a fast disk is as long as
+                // the sync itself. Its caller waits at most one more sync.
+                if led && !state.writing && !state.queue.is_empty() {
+                    state = self.write_batch(state);
+                }
+                state.inside -= 1;
                 return match outcome {
                     Ok(()) => Ok(()),
                     Err(failure) => Err(Error::Io {
@@ -348,7 +383,11 @@ impl Inner {
             // Lead when nobody is writing and our line is still queued. A leader only ever writes
             // the batch holding its own line, so it returns as soon as that line is durable.
             if !state.writing && Arc::ptr_eq(&state.current, &batch) {
-                state = self.write_batch(state);
+                state = self.gather(state);
+                if !state.writing && Arc::ptr_eq(&state.current, &batch) {
+                    state = self.write_batch(state);
+                    led = true;
+                }
                 continue;
             }
             // No wake-up can be lost: the leader sets the outcome and notifies under the lock we
@@ -360,17 +399,38 @@ impl Inner {
         }
     }
 
+    /// Commit delay: when callers have recently been logging concurrently and fewer are
+    /// queued, wait up to a quarter of a sync for the callers the last sync released to
+    /// queue their next lines, so they share this sync instead of alternating between two
+    /// half-full ones. A lone caller never waits (the peak is 1).
+    fn gather<'a>(&'a self, state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        if state.peak <= 1 || state.queued >= state.peak {
+            return state;
+        }
+        let wait = (state.last_sync / 4).min(Duration::from_millis(1));
+        let (state, _) = self
+            .gathered
+            .wait_timeout_while(state, wait, |s| s.queued < s.peak)
+            .unwrap_or_else(PoisonError::into_inner);
+        state
+    }
+
     /// Writes and syncs the queued batch without holding the lock, then publishes the outcome.
     fn write_batch<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         let spare = mem::take(&mut state.spare);
         let mut bytes = mem::replace(&mut state.queue, spare);
         let batch = mem::replace(&mut state.current, Batch::new());
         state.writing = true;
+        state.queued = 0;
+        // Let the peak decay, so a burst long gone does not keep delaying batches.
+        state.peak = state.inside.max(state.peak - state.peak / 8);
         let good_len = state.good_len;
         let dirty = state.dirty;
         drop(state);
 
+        let started = Instant::now();
         let result = self.write_and_sync(&bytes, good_len, dirty);
+        let took = started.elapsed();
         let (good_len, dirty) = match &result {
             Ok(()) => (good_len + bytes.len() as u64, false),
             Err(failure) => {
@@ -399,6 +459,7 @@ impl Inner {
         state.good_len = good_len;
         state.dirty = dirty;
         state.writing = false;
+        state.last_sync = took;
         // `set` cannot fail: only the leader that took `batch` out of the state sets its outcome.
         let _ = batch.outcome.set(result);
         batch.done.notify_all();

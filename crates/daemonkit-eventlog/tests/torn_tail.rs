@@ -5,7 +5,6 @@ mod common;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use daemonkit_eventlog::EventLog;
 
@@ -88,51 +87,4 @@ fn a_file_ending_in_a_newline_needs_no_repair() {
     let log = EventLog::open_append(dir.path(), "events.jsonl").unwrap();
     assert_eq!(log.torn_tail_repair(), None);
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no side file");
-}
-
-/// A `MakeWriter` that collects everything into one buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[test]
-fn the_repair_is_reported_as_a_tracing_record_with_a_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    log_then_tear(dir.path(), 1, TORN);
-
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(move || writer.clone())
-        .finish();
-    let log = tracing::subscriber::with_default(subscriber, || {
-        // Other tests of this binary hit the same callsite on other threads without a
-        // subscriber; re-evaluate its interest now that this thread has one, or a
-        // concurrently cached "never" can drop the record.
-        tracing::callsite::rebuild_interest_cache();
-        EventLog::open_append(dir.path(), "events.jsonl").unwrap()
-    });
-
-    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let record: serde_json::Value =
-        serde_json::from_str(output.lines().next().expect("one record")).unwrap();
-    assert_eq!(record["level"], "WARN");
-    assert_eq!(record["fields"]["reason"], "TornTailRepaired");
-    let side = log
-        .torn_tail_repair()
-        .unwrap()
-        .side_file
-        .display()
-        .to_string();
-    assert_eq!(record["fields"]["side_file"], side.as_str());
 }

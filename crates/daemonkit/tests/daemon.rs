@@ -38,7 +38,9 @@ impl Child_ {
         let dir = tempfile::tempdir().unwrap();
         let notify_path = dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).unwrap();
-        notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        notify
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let socket = dir.path().join("control.sock");
         let child = Command::new(example("sd_daemon_child"))
             .arg(&socket)
@@ -89,7 +91,12 @@ impl Child_ {
             std::thread::sleep(Duration::from_millis(5));
         }
         let mut stderr = String::new();
-        self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
         (self.child.wait().unwrap().code().unwrap_or(-1), stderr)
     }
 }
@@ -128,12 +135,21 @@ fn ready_is_sent_once_the_socket_serves_and_stopping_on_sigterm() {
 fn a_failed_probe_stops_start_up_with_reason_and_resolution() {
     let daemon = Child_::start(&["fail-probe"]);
     let messages = daemon.until("STATUS=start-up probe failed: DataDirNotOwned: /var/lib/demo is owned by root, expected app (resolution: sudo chown app:app /var/lib/demo)");
-    assert!(!messages.iter().any(|m| m.contains("READY=1")), "{messages:?}");
+    assert!(
+        !messages.iter().any(|m| m.contains("READY=1")),
+        "{messages:?}"
+    );
     let socket = daemon.socket.clone();
     let (code, stderr) = daemon.finish(Duration::from_secs(5));
     assert_eq!(code, 69, "{stderr}");
-    assert!(stderr.contains("start-up probe failed: DataDirNotOwned: /var/lib/demo is owned by root"), "{stderr}");
-    assert!(stderr.contains("resolution: sudo chown app:app /var/lib/demo"), "{stderr}");
+    assert!(
+        stderr.contains("start-up probe failed: DataDirNotOwned: /var/lib/demo is owned by root"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("resolution: sudo chown app:app /var/lib/demo"),
+        "{stderr}"
+    );
     assert!(!socket.exists(), "no socket when start-up failed");
 }
 
@@ -144,7 +160,10 @@ fn a_monitor_that_ignores_cancellation_is_named_and_the_process_still_exits() {
     daemon.signal(rustix::process::Signal::TERM);
     let (code, stderr) = daemon.finish(Duration::from_secs(5));
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("\"reason\":\"MonitorShutdownTimeout\""), "{stderr}");
+    assert!(
+        stderr.contains("\"reason\":\"MonitorShutdownTimeout\""),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("monitors did not stop before the shutdown deadline: stubborn"),
         "{stderr}"
@@ -162,7 +181,10 @@ fn sighup_runs_the_reload_hook_between_reloading_and_ready() {
         .iter()
         .find(|m| m.lines().any(|l| l == "RELOADING=1"))
         .unwrap_or_else(|| panic!("no RELOADING=1 in {messages:?}"));
-    assert!(reloading.lines().any(|l| l.starts_with("MONOTONIC_USEC=")), "{reloading}");
+    assert!(
+        reloading.lines().any(|l| l.starts_with("MONOTONIC_USEC=")),
+        "{reloading}"
+    );
     daemon.signal(rustix::process::Signal::TERM);
     let (code, stderr) = daemon.finish(Duration::from_secs(5));
     assert_eq!(code, 0);
@@ -175,7 +197,9 @@ fn serves_the_socket_systemd_passed() {
     let socket = dir.path().join("activated.sock");
     let notify_path = dir.path().join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     // systemd-socket-activate binds the socket and passes it as fd 3 (LISTEN_FDS=1); the
     // daemon's own socket path (an argument) is never bound.
     let own_path = dir.path().join("unused.sock");
@@ -192,12 +216,18 @@ fn serves_the_socket_systemd_passed() {
     // The activator accepts nothing itself: the first connection starts the daemon.
     let start = Instant::now();
     while !socket.exists() {
-        assert!(start.elapsed() < Duration::from_secs(5), "activator did not bind");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "activator did not bind"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let response = health(&socket);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(!own_path.exists(), "the daemon bound its own socket instead of the passed one");
+    assert!(
+        !own_path.exists(),
+        "the daemon bound its own socket instead of the passed one"
+    );
     let mut buf = [0u8; 256];
     let n = notify.recv(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
@@ -205,5 +235,8 @@ fn serves_the_socket_systemd_passed() {
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
-    assert!(socket.exists(), "a passed socket belongs to systemd: not removed");
+    assert!(
+        socket.exists(),
+        "a passed socket belongs to systemd: not removed"
+    );
 }

@@ -1,7 +1,9 @@
 //! Composite, tagged and retried probes, and a component's probe built from its monitors.
 
+mod common;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use daemonkit::probe::{
@@ -383,38 +385,21 @@ fn retry_policy_rejects_values_that_cannot_work() {
     );
 }
 
-/// Collects the `reason` field of every tracing event.
-#[derive(Clone, Default)]
-struct Reasons(Arc<Mutex<Vec<String>>>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Reasons {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Visit<'a>(&'a Mutex<Vec<String>>);
-        impl tracing::field::Visit for Visit<'_> {
-            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-                if field.name() == "reason" {
-                    self.0.lock().unwrap().push(value.to_owned());
-                }
-            }
-            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
-        }
-        event.record(&mut Visit(&self.0));
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn retry_logs_probe_retry_per_retried_failure_then_gave_up_or_recovered() {
-    use tracing_subscriber::layer::SubscriberExt;
-    let reasons = Reasons::default();
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(reasons.clone()));
+    let (logs, _guard) = common::capture();
 
     let (probe, _) = flaky(2);
     probe.retry(policy(10_000)).check().await.unwrap();
     let (probe, _) = flaky(u32::MAX);
     probe.retry(policy(1000)).check().await.unwrap_err();
 
-    let seen = reasons.0.lock().unwrap().clone();
+    let seen: Vec<String> = logs
+        .all()
+        .iter()
+        .map(|r| r.reason().to_owned())
+        .filter(|r| r.starts_with("Probe"))
+        .collect();
     assert_eq!(
         seen,
         [

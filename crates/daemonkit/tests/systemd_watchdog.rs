@@ -1,10 +1,12 @@
 //! The systemd watchdog keepalive, against a real datagram socket standing in for systemd.
 #![cfg(feature = "systemd")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use daemonkit::Error;
@@ -172,38 +174,11 @@ fn zero_interval_is_rejected() {
 
 // ===== is-alive gate =====
 
-/// Collects the `reason` field of every tracing event.
-#[derive(Clone, Default)]
-struct Reasons(Arc<Mutex<Vec<String>>>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Reasons {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        struct Visit<'a>(&'a Mutex<Vec<String>>);
-        impl tracing::field::Visit for Visit<'_> {
-            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-                if field.name() == "reason" {
-                    self.0.lock().unwrap().push(value.to_owned());
-                }
-            }
-            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
-        }
-        event.record(&mut Visit(&self.0));
-    }
-}
-
 #[test]
 fn is_alive_false_withholds_every_ping_and_says_why() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-
-    let reasons = Reasons::default();
-    let subscriber = tracing_subscriber::registry().with(reasons.clone());
-    // A current-thread runtime driven from this thread: the watchdog's events reach the
-    // thread-local subscriber.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // A current-thread runtime driven from this thread: the watchdog's events are this
+    // thread's.
+    let (logs, _guard) = common::capture();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -218,13 +193,7 @@ fn is_alive_false_withholds_every_ping_and_says_why() {
     });
 
     assert_eq!(pings, Vec::<String>::new());
-    let withheld = reasons
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|r| *r == "WatchdogWithheld")
-        .count();
+    let withheld = logs.count("WatchdogWithheld");
     assert!(
         withheld >= 2,
         "expected a WatchdogWithheld warning per withheld ping, got {withheld}"

@@ -57,7 +57,10 @@ impl Captured {
             .collect()
     }
     pub fn with_reason(&self, reason: &str) -> Vec<Record> {
-        self.all().into_iter().filter(|r| r.reason() == reason).collect()
+        self.all()
+            .into_iter()
+            .filter(|r| r.reason() == reason)
+            .collect()
     }
     pub fn count(&self, reason: &str) -> usize {
         self.with_reason(reason).len()
