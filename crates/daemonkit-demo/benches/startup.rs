@@ -45,7 +45,10 @@ fn rss_kb(pid: u32) -> u64 {
 }
 
 fn main() {
-    let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
     let dir = tempfile::tempdir().expect("temp dir");
 
     let mut baseline = Vec::new();
@@ -61,7 +64,9 @@ fn main() {
     for run in 0..runs {
         let notify_path = dir.path().join(format!("notify-{run}.sock"));
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
-        notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        notify
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let socket = dir.path().join(format!("run-{run}/control.sock"));
         let start = Instant::now();
         let mut child = Command::new(DEMO)
@@ -77,7 +82,10 @@ fn main() {
         let mut buf = [0u8; 1024];
         loop {
             let n = notify.recv(&mut buf).expect("READY=1 within 10 s");
-            if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1") {
+            if String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == "READY=1")
+            {
                 break;
             }
         }
@@ -113,5 +121,8 @@ fn main() {
         );
     }
     println!("  READY=1 before the socket served: {ready_before_serving} of {runs}");
-    println!("  idle RSS after 2 s: {:.1} MB (Go daemonkit: 8.7 MB; aim <= 3 MB)", idle_rss as f64 / 1024.0);
+    println!(
+        "  idle RSS after 2 s: {:.1} MB (Go daemonkit: 8.7 MB; aim <= 3 MB)",
+        idle_rss as f64 / 1024.0
+    );
 }

@@ -16,9 +16,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use daemonkit::{ControlPlane, Daemon, Exit, RestartPolicy};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use daemonkit::{ControlPlane, Daemon, Exit, RestartPolicy};
 
 /// A demo daemon built on daemonkit: supervised monitors that stay up, crash and flap,
 /// a control socket, a durable event log and retention pruning.

@@ -106,7 +106,10 @@ impl Demo {
             if want(&status) {
                 return status;
             }
-            assert!(Instant::now() < deadline, "no status with {what}; last: {status}");
+            assert!(
+                Instant::now() < deadline,
+                "no status with {what}; last: {status}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -150,12 +153,20 @@ fn reason(v: &Value) -> &str {
 
 /// A minimal HTTP/1.1 GET over the Unix socket: (status code, body).
 fn http_get(socket: &Path, path: &str) -> (u16, String) {
-    let mut stream = UnixStream::connect(socket).unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut stream =
+        UnixStream::connect(socket).unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let code = response[9..12].parse().unwrap();
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (code, body)
 }
 
@@ -171,7 +182,10 @@ fn every_log_line_is_json_with_a_reason() {
     demo.wait_for("DaemonStopped", |v| reason(v) == "DaemonStopped");
     for record in &demo.seen {
         assert!(record.is_object(), "{record}");
-        assert!(!reason(record).is_empty(), "record without reason: {record}");
+        assert!(
+            !reason(record).is_empty(),
+            "record without reason: {record}"
+        );
     }
 }
 
@@ -187,13 +201,23 @@ fn flaky_crashes_back_off_and_degrade_within_seconds() {
 
 #[test]
 fn status_shows_backoff_and_degraded_over_the_socket() {
-    let mut demo = Demo::start(&["--flip-every", "50ms", "--backoff-initial", "1s", "--flaky-after", "5ms"]);
+    let mut demo = Demo::start(&[
+        "--flip-every",
+        "50ms",
+        "--backoff-initial",
+        "1s",
+        "--flaky-after",
+        "5ms",
+    ]);
     demo.wait_ready();
     let status = demo.wait_status("watcher degraded and flaky backing off", |s| {
         s["watcher"]["state"] == "degraded" && s["flaky"]["state"] == "backoff:1s"
     });
     assert_eq!(status["watcher"]["error"]["reason"], "UpstreamUnreachable");
-    assert_eq!(status["watcher"]["error"]["resolution"], "check that the upstream service is running");
+    assert_eq!(
+        status["watcher"]["error"]["resolution"],
+        "check that the upstream service is running"
+    );
     assert_eq!(status["flaky"]["error"]["reason"], "MonitorCrash");
     assert_eq!(status["steady"]["state"], "running");
     assert!(status["steady"].get("error").is_none());
@@ -209,7 +233,10 @@ fn stops_cleanly_on_sigterm_and_sigint_within_a_second() {
         let status = demo.exit_within(Duration::from_secs(1));
         assert!(status.success(), "{signal:?}: {status}");
         demo.wait_for("DaemonStopped", |v| reason(v) == "DaemonStopped");
-        assert!(!demo.socket().exists(), "socket left behind after {signal:?}");
+        assert!(
+            !demo.socket().exists(),
+            "socket left behind after {signal:?}"
+        );
     }
 }
 
@@ -236,7 +263,10 @@ fn help_explains_every_flag() {
 
 #[test]
 fn rejects_a_bad_duration_with_a_clear_error() {
-    let out = Command::new(DEMO).args(["--backoff-initial", "soon"]).output().unwrap();
+    let out = Command::new(DEMO)
+        .args(["--backoff-initial", "soon"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("not a duration like 50ms"), "{err}");
@@ -266,7 +296,12 @@ fn refuses_to_start_on_a_live_socket_and_the_first_keeps_serving() {
 fn daemonctl_status_exits_0_when_every_monitor_is_healthy() {
     let mut demo = Demo::start(ALL_HEALTHY);
     demo.wait_ready();
-    demo.wait_status("all running", |s| s.as_object().unwrap().values().all(|m| m["state"] == "running"));
+    demo.wait_status("all running", |s| {
+        s.as_object()
+            .unwrap()
+            .values()
+            .all(|m| m["state"] == "running")
+    });
     let out = demo.daemonctl(&["status"]);
     let table = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{table}");
@@ -286,7 +321,10 @@ fn daemonctl_status_exits_1_when_a_monitor_backs_off() {
     assert_eq!(out.status.code(), Some(1));
     let table = String::from_utf8(out.stdout).unwrap();
     let flaky = table.lines().find(|l| l.starts_with("flaky")).unwrap();
-    assert!(flaky.contains("backoff:5s") && flaky.contains("MonitorCrash"), "{table}");
+    assert!(
+        flaky.contains("backoff:5s") && flaky.contains("MonitorCrash"),
+        "{table}"
+    );
 
     let out = demo.daemonctl(&["status", "--json"]);
     assert_eq!(out.status.code(), Some(1));
@@ -305,7 +343,10 @@ fn daemonctl_health_and_get() {
     let out = demo.daemonctl(&["get", "/status"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("\n  \"flaky\": {"), "pretty JSON expected:\n{text}");
+    assert!(
+        text.contains("\n  \"flaky\": {"),
+        "pretty JSON expected:\n{text}"
+    );
 
     let out = demo.daemonctl(&["get", "/nope"]);
     assert_eq!(out.status.code(), Some(2));
@@ -318,11 +359,19 @@ fn daemonctl_exits_2_with_a_clear_line_when_nothing_listens() {
     let dir = tempfile::tempdir().unwrap();
     // No file at all.
     let missing = dir.path().join("control.sock");
-    let out = Command::new(daemonctl()).arg("--socket").arg(&missing).arg("status").output().unwrap();
+    let out = Command::new(daemonctl())
+        .arg("--socket")
+        .arg(&missing)
+        .arg("status")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains(&format!("no control socket at {}", missing.display())), "{err}");
+    assert!(
+        err.contains(&format!("no control socket at {}", missing.display())),
+        "{err}"
+    );
 
     // A stale socket: the file is there, nobody accepts.
     drop(std::os::unix::net::UnixListener::bind(&missing).unwrap());
@@ -334,7 +383,10 @@ fn daemonctl_exits_2_with_a_clear_line_when_nothing_listens() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
-        err.contains(&format!("no daemon is listening on {} (connection refused", missing.display())),
+        err.contains(&format!(
+            "no daemon is listening on {} (connection refused",
+            missing.display()
+        )),
         "{err}"
     );
 }
@@ -346,7 +398,9 @@ fn ready_arrives_only_once_the_socket_serves_and_stopping_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let notify_path = dir.path().join("notify.sock");
     let receiver = UnixDatagram::bind(&notify_path).unwrap();
-    receiver.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut demo = Demo::start_with(&[], |c, _| {
         c.env("NOTIFY_SOCKET", &notify_path);
     });
@@ -367,7 +421,10 @@ fn ready_arrives_only_once_the_socket_serves_and_stopping_on_sigterm() {
     demo.signal(rustix::process::Signal::TERM);
     let mut stopping = false;
     while let Ok(n) = receiver.recv(&mut buf) {
-        if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "STOPPING=1") {
+        if String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "STOPPING=1")
+        {
             stopping = true;
             break;
         }
@@ -403,28 +460,56 @@ fn milestones_reach_the_event_log() {
     assert!(demo.exit_within(Duration::from_secs(2)).success());
 
     let events = event_log(&demo);
-    let reasons: Vec<&str> = events.iter().map(|e| e["reason"].as_str().unwrap()).collect();
-    assert_eq!(reasons, ["DaemonStarted", "MonitorDegraded", "DaemonStopped"], "{events:#?}");
+    let reasons: Vec<&str> = events
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["DaemonStarted", "MonitorDegraded", "DaemonStopped"],
+        "{events:#?}"
+    );
     assert_eq!(events[1]["level"], "ERROR");
     assert!(events[1]["msg"].as_str().unwrap().contains("flaky"));
     let op = &events[0]["operationId"];
     assert!(events.iter().all(|e| &e["operationId"] == op));
 
     // daemonctl agrees the file is sound.
-    let file = std::fs::read_dir(demo.state_dir()).unwrap().next().unwrap().unwrap().path();
-    let out = Command::new(daemonctl()).args(["events", "verify"]).arg(&file).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let file = std::fs::read_dir(demo.state_dir())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = Command::new(daemonctl())
+        .args(["events", "verify"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
 fn the_pruner_monitor_removes_event_logs_past_retention() {
-    let mut demo = Demo::start_with(&["--prune-every", "50ms", "--retention", "24h"], |_, dir| {
-        let state = dir.join("state");
-        std::fs::create_dir_all(&state).unwrap();
-        for name in ["events-20200101.jsonl", "events-20200102.jsonl", "notes.txt"] {
-            std::fs::write(state.join(name), "").unwrap();
-        }
-    });
+    let mut demo = Demo::start_with(
+        &["--prune-every", "50ms", "--retention", "24h"],
+        |_, dir| {
+            let state = dir.join("state");
+            std::fs::create_dir_all(&state).unwrap();
+            for name in [
+                "events-20200101.jsonl",
+                "events-20200102.jsonl",
+                "notes.txt",
+            ] {
+                std::fs::write(state.join(name), "").unwrap();
+            }
+        },
+    );
     let state = demo.state_dir();
     demo.wait_for("PruneCompleted removing two", |v| {
         reason(v) == "PruneCompleted" && v["removed"] == 2
@@ -433,7 +518,10 @@ fn the_pruner_monitor_removes_event_logs_past_retention() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert!(!left.iter().any(|n| n.starts_with("events-2020")), "{left:?}");
+    assert!(
+        !left.iter().any(|n| n.starts_with("events-2020")),
+        "{left:?}"
+    );
     assert!(left.iter().any(|n| n == "notes.txt"), "{left:?}");
 }
 

@@ -35,7 +35,9 @@ async fn main() -> ExitCode {
     if has("fail-probe") {
         daemon = daemon.probe(
             probe_fn("data dir", || async {
-                Err(ProbeError::failed("/var/lib/demo is owned by root, expected app"))
+                Err(ProbeError::failed(
+                    "/var/lib/demo is owned by root, expected app",
+                ))
             })
             .tagged("DataDirNotOwned", "sudo chown app:app /var/lib/demo"),
         );
