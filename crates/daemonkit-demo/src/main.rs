@@ -112,8 +112,10 @@ fn main() -> ExitCode {
         .with(log_filter())
         .init();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread is plenty for a handful of monitors and an operator's requests, starts
+    // faster (no worker threads to spawn before READY=1) and keeps the idle RSS down.
+    // Blocking work (event-log fsyncs, pruning) still goes to tokio's blocking pool.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
