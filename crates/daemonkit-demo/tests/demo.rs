@@ -542,3 +542,131 @@ fn contrib_systemd_units_pass_systemd_analyze_verify() {
         .collect();
     assert!(problems.is_empty(), "{err}");
 }
+
+// ===== Prometheus =====
+
+/// A minimal HTTP/1.1 GET over TCP: (status code, body).
+fn tcp_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let code = response.get(9..12)?.parse().ok()?;
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    // Prometheus answers with chunked encoding; the JSON sits in the one chunk.
+    let body = match body.split_once("\r\n") {
+        Some((size, rest)) if u64::from_str_radix(size.trim(), 16).is_ok() => rest.to_owned(),
+        _ => body.to_owned(),
+    };
+    Some((code, body))
+}
+
+fn free_port() -> u16 {
+    // Released at once; a clash in the small window shows as a start-up failure below.
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills a helper process when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn prometheus_scrapes_the_demo_and_reads_back_flaky_restarts() {
+    let metrics: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut demo = Demo::start(&[
+        "--metrics-addr",
+        &metrics.to_string(),
+        "--backoff-initial",
+        "10ms",
+        "--backoff-cap",
+        "20ms",
+        "--flaky-after",
+        "5ms",
+    ]);
+    demo.wait_ready();
+
+    // promtool agrees the exposition is clean.
+    let (code, exposition) = tcp_get(metrics, "/metrics").expect("scrape /metrics over TCP");
+    assert_eq!(code, 200);
+    let exposition_file = demo.dir.path().join("metrics.txt");
+    std::fs::write(&exposition_file, &exposition).unwrap();
+    let check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&exposition_file).unwrap())
+        .output()
+        .expect("promtool (Debian package prometheus) must be installed");
+    assert!(
+        check.status.success() && check.stdout.is_empty() && check.stderr.is_empty(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 200ms\n  scrape_timeout: 200ms\n\
+             scrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{metrics}']\n"
+        ),
+    )
+    .unwrap();
+    let web: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let log_path = work.path().join("prometheus.log");
+    let mut prometheus = Killed(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                work.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={web}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .expect("prometheus (Debian package prometheus) must be installed"),
+    );
+
+    let query = "/api/v1/query?query=daemonkit_monitor_restarts_total%7Bmonitor%3D%22flaky%22%7D";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let restarts: f64 = loop {
+        if let Ok(Some(status)) = prometheus.0.try_wait() {
+            panic!(
+                "prometheus exited ({status}): {}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        if let Some((200, body)) = tcp_get(web, query) {
+            let json: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            if let Some(sample) = json["data"]["result"].as_array().and_then(|r| r.first()) {
+                assert_eq!(sample["metric"]["job"], "demo");
+                break sample["value"][1].as_str().unwrap().parse().unwrap();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never returned the sample; its log:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        restarts >= 1.0,
+        "flaky restarts seen by Prometheus: {restarts}"
+    );
+}
