@@ -2,34 +2,16 @@
 
 mod common;
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::path::Path;
+use std::fs;
 
 use daemonkit_eventlog::EventLog;
-
-/// Logs `n` events into `dir/events.jsonl`, then appends `torn` as a crash would leave it.
-fn log_then_tear(dir: &Path, n: usize, torn: &[u8]) -> u64 {
-    let log = EventLog::open_append(dir, "events.jsonl").unwrap();
-    for i in 0..n {
-        log.log(&common::event(format!("event {i}"))).unwrap();
-    }
-    let complete = fs::metadata(log.path()).unwrap().len();
-    drop(log);
-    let mut file = OpenOptions::new()
-        .append(true)
-        .open(dir.join("events.jsonl"))
-        .unwrap();
-    file.write_all(torn).unwrap();
-    complete
-}
 
 const TORN: &[u8] = br#"{"ts":"2026-06-19T12:00:00Z","level":"INFO","reason":"Te"#;
 
 #[test]
 fn reopening_cuts_a_torn_tail_back_to_the_last_complete_line() {
     let dir = tempfile::tempdir().unwrap();
-    let complete = log_then_tear(dir.path(), 3, TORN);
+    let complete = common::log_then_tear(dir.path(), 3, TORN);
 
     let log = EventLog::open_append(dir.path(), "events.jsonl").unwrap();
     let repair = log.torn_tail_repair().expect("the repair is reported");
@@ -45,7 +27,7 @@ fn reopening_cuts_a_torn_tail_back_to_the_last_complete_line() {
 #[test]
 fn the_cut_bytes_are_kept_in_a_side_file_next_to_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    log_then_tear(dir.path(), 2, TORN);
+    common::log_then_tear(dir.path(), 2, TORN);
 
     let log = EventLog::open_append(dir.path(), "events.jsonl").unwrap();
     let side = &log.torn_tail_repair().unwrap().side_file;
@@ -58,7 +40,7 @@ fn the_cut_bytes_are_kept_in_a_side_file_next_to_the_log() {
 #[test]
 fn appending_after_a_repair_yields_only_whole_lines() {
     let dir = tempfile::tempdir().unwrap();
-    log_then_tear(dir.path(), 2, TORN);
+    common::log_then_tear(dir.path(), 2, TORN);
 
     let log = EventLog::open_append(dir.path(), "events.jsonl").unwrap();
     log.log(&common::event("after repair")).unwrap();
@@ -71,7 +53,7 @@ fn appending_after_a_repair_yields_only_whole_lines() {
 #[test]
 fn a_file_holding_only_a_partial_line_is_cut_to_empty() {
     let dir = tempfile::tempdir().unwrap();
-    log_then_tear(dir.path(), 0, TORN);
+    common::log_then_tear(dir.path(), 0, TORN);
 
     let log = EventLog::open_append(dir.path(), "events.jsonl").unwrap();
     let repair = log.torn_tail_repair().unwrap();
@@ -82,7 +64,7 @@ fn a_file_holding_only_a_partial_line_is_cut_to_empty() {
 #[test]
 fn a_file_ending_in_a_newline_needs_no_repair() {
     let dir = tempfile::tempdir().unwrap();
-    log_then_tear(dir.path(), 2, b"");
+    common::log_then_tear(dir.path(), 2, b"");
 
     let log = EventLog::open_append(dir.path(), "events.jsonl").unwrap();
     assert_eq!(log.torn_tail_repair(), None);

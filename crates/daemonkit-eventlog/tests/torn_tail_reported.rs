@@ -5,27 +5,10 @@
 
 mod common;
 
-use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use daemonkit_eventlog::EventLog;
-
-fn log_then_tear(dir: &Path, n: usize, torn: &[u8]) -> u64 {
-    let log = EventLog::open_append(dir, "events.jsonl").unwrap();
-    for i in 0..n {
-        log.log(&common::event(format!("event {i}"))).unwrap();
-    }
-    let complete = fs::metadata(log.path()).unwrap().len();
-    drop(log);
-    let mut file = OpenOptions::new()
-        .append(true)
-        .open(dir.join("events.jsonl"))
-        .unwrap();
-    file.write_all(torn).unwrap();
-    complete
-}
 
 const TORN: &[u8] = br#"{"ts":"2026-06-19T12:00:00Z","level":"INFO","reason":"Te"#;
 
@@ -45,7 +28,7 @@ impl Write for Captured {
 #[test]
 fn the_repair_is_reported_as_a_tracing_record_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
-    log_then_tear(dir.path(), 1, TORN);
+    common::log_then_tear(dir.path(), 1, TORN);
 
     let captured = Captured::default();
     let writer = captured.clone();

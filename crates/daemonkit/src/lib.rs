@@ -62,6 +62,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod backoff;
 mod error;
 pub mod monitor;
 pub mod paths;

@@ -30,6 +30,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
+use crate::backoff::Backoff;
 use crate::monitor::Monitor;
 use crate::status::{MonitorState, StatusError, StatusTracker, go_duration};
 use crate::task::panic_message;
@@ -64,9 +65,7 @@ use crate::task::panic_message;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RestartPolicy {
-    initial: Duration,
-    multiplier: f64,
-    cap: Duration,
+    backoff: Backoff,
     stable_after: Duration,
     degraded_every: u32,
     jitter: f64,
@@ -76,9 +75,11 @@ pub struct RestartPolicy {
 impl Default for RestartPolicy {
     fn default() -> Self {
         RestartPolicy {
-            initial: Duration::from_secs(5),
-            multiplier: 2.0,
-            cap: Duration::from_secs(300),
+            backoff: Backoff {
+                initial: Duration::from_secs(5),
+                multiplier: 2.0,
+                cap: Duration::from_secs(300),
+            },
             stable_after: Duration::from_secs(60),
             degraded_every: 5,
             jitter: 0.0,
@@ -97,7 +98,7 @@ impl RestartPolicy {
 
     /// The back-off before the first restart.
     pub fn initial(&self) -> Duration {
-        self.initial
+        self.backoff.initial
     }
 
     /// Every `degraded_every`-th consecutive crash is reported as `MonitorDegraded`.
@@ -118,14 +119,7 @@ impl RestartPolicy {
     /// The back-off after the `streak`-th consecutive crash (1-based), before jitter:
     /// `initial × multiplier^(streak−1)`, capped.
     pub fn backoff_for(&self, streak: u32) -> Duration {
-        let exp = streak.saturating_sub(1).min(1024) as i32;
-        let secs = self.initial.as_secs_f64() * self.multiplier.powi(exp);
-        // `secs` is finite and non-negative (multiplier >= 1, initial > 0) or +inf.
-        if secs >= self.cap.as_secs_f64() {
-            self.cap
-        } else {
-            Duration::from_secs_f64(secs)
-        }
+        self.backoff.delay_for(streak)
     }
 
     /// Applies jitter to a back-off: with jitter `j`, a duration drawn uniformly from
@@ -152,19 +146,19 @@ pub struct RestartPolicyBuilder {
 impl RestartPolicyBuilder {
     /// The back-off before the first restart (default 5 s). Must be non-zero.
     pub fn initial(mut self, initial: Duration) -> Self {
-        self.policy.initial = initial;
+        self.policy.backoff.initial = initial;
         self
     }
 
     /// The factor applied per consecutive crash (default 2). Must be at least 1.
     pub fn multiplier(mut self, multiplier: f64) -> Self {
-        self.policy.multiplier = multiplier;
+        self.policy.backoff.multiplier = multiplier;
         self
     }
 
     /// The longest back-off (default 5 min). Must be at least `initial`.
     pub fn cap(mut self, cap: Duration) -> Self {
-        self.policy.cap = cap;
+        self.policy.backoff.cap = cap;
         self
     }
 
@@ -206,25 +200,7 @@ impl RestartPolicyBuilder {
     pub fn build(self) -> Result<RestartPolicy, Error> {
         let p = self.policy;
         let invalid = |field, problem: String| Err(Error::InvalidPolicy { field, problem });
-        if p.initial.is_zero() {
-            return invalid("initial", "must be greater than zero".into());
-        }
-        if p.cap < p.initial {
-            return invalid(
-                "cap",
-                format!(
-                    "({}) must be at least `initial` ({})",
-                    go_duration(p.cap),
-                    go_duration(p.initial)
-                ),
-            );
-        }
-        if !(p.multiplier >= 1.0 && p.multiplier.is_finite()) {
-            return invalid(
-                "multiplier",
-                format!("({}) must be a finite number of at least 1", p.multiplier),
-            );
-        }
+        p.backoff.validate()?;
         if p.degraded_every == 0 {
             return invalid("degraded_every", "must be greater than zero".into());
         }

@@ -2,28 +2,13 @@
 //! signals, a real sd_notify datagram socket, real socket activation.
 #![cfg(feature = "systemd")]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn example(name: &str) -> PathBuf {
-    // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binaries live in target/<profile>/deps")
-        .join("examples")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is not built; run `cargo test -p daemonkit`, which builds the examples",
-        path.display()
-    );
-    path
-}
 
 /// A child daemon with a notify socket of its own.
 struct Child_ {
@@ -42,7 +27,7 @@ impl Child_ {
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         let socket = dir.path().join("control.sock");
-        let child = Command::new(example("sd_daemon_child"))
+        let child = Command::new(common::example("sd_daemon_child"))
             .arg(&socket)
             .args(flags)
             .env("NOTIFY_SOCKET", &notify_path)
@@ -207,7 +192,7 @@ fn serves_the_socket_systemd_passed() {
         .arg("--listen")
         .arg(&socket)
         .arg(format!("--setenv=NOTIFY_SOCKET={}", notify_path.display()))
-        .arg(example("sd_daemon_child"))
+        .arg(common::example("sd_daemon_child"))
         .arg(&own_path)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -2,6 +2,8 @@
 //! `systemd-socket-activate` and by hand.
 #![cfg(feature = "systemd")]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
@@ -12,24 +14,6 @@ use std::time::{Duration, Instant};
 
 use daemonkit::Error;
 use daemonkit::activation::ListenFds;
-
-/// The path of an example binary, built by `cargo test` next to the test binaries.
-fn example(name: &str) -> PathBuf {
-    // The test binary is target/<profile>/deps/<name>-<hash>; examples are built into
-    // target/<profile>/examples/.
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binaries live in target/<profile>/deps");
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is not built; run the tests with `cargo test -p daemonkit`, which builds the examples",
-        path.display()
-    );
-    path
-}
 
 fn socket_activate() -> Command {
     let tool = Path::new("/usr/bin/systemd-socket-activate");
@@ -105,7 +89,7 @@ fn serves_on_the_unix_socket_systemd_passed() {
     let child = socket_activate()
         .arg("--listen")
         .arg(&path)
-        .arg(example("sd_activation_echo"))
+        .arg(common::example("sd_activation_echo"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -138,7 +122,7 @@ fn finds_a_passed_socket_by_its_fdname() {
         .arg("--listen")
         .arg(&control)
         .arg("--fdname=metrics:control")
-        .arg(example("sd_activation_echo"))
+        .arg(common::example("sd_activation_echo"))
         .args(["--name", "control"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -170,7 +154,7 @@ fn passed_sockets_are_claimed_once_per_process() {
     let child = socket_activate()
         .arg("--listen")
         .arg(&path)
-        .arg(example("sd_activation_echo"))
+        .arg(common::example("sd_activation_echo"))
         .arg("--report")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -199,7 +183,7 @@ fn report_via_sh(script: &str, configure: impl FnOnce(&mut Command)) -> Output {
     command
         .arg("-c")
         .arg(format!(r#"{script} exec "$0" --report"#))
-        .arg(example("sd_activation_echo"))
+        .arg(common::example("sd_activation_echo"))
         .env_remove("LISTEN_PID")
         .env_remove("LISTEN_FDS")
         .env_remove("LISTEN_FDNAMES");

@@ -1,6 +1,8 @@
 //! sd_notify: a real datagram socket stands in for systemd and receives the exact payloads.
 #![cfg(feature = "systemd")]
 
+mod common;
+
 use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
@@ -233,26 +235,8 @@ fn relative_address_is_rejected_when_built() {
 
 // ===== from_env, through a real child process =====
 
-/// The path of an example binary, built by `cargo test` next to the test binaries.
-fn example(name: &str) -> PathBuf {
-    // The test binary is target/<profile>/deps/<name>-<hash>; examples are built into
-    // target/<profile>/examples/.
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binaries live in target/<profile>/deps");
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is not built; run the tests with `cargo test -p daemonkit`, which builds the examples",
-        path.display()
-    );
-    path
-}
-
 fn run_child(configure: impl FnOnce(&mut Command)) -> Output {
-    let mut command = Command::new(example("sd_notify_child"));
+    let mut command = Command::new(common::example("sd_notify_child"));
     command
         .env_remove("NOTIFY_SOCKET")
         .env_remove("WATCHDOG_USEC")

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -301,24 +301,6 @@ fn malformed_watchdog_pid_is_an_error() {
 
 // ===== from_env, through a real child process =====
 
-/// The path of an example binary, built by `cargo test` next to the test binaries.
-fn example(name: &str) -> PathBuf {
-    // The test binary is target/<profile>/deps/<name>-<hash>; examples are built into
-    // target/<profile>/examples/.
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binaries live in target/<profile>/deps");
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is not built; run the tests with `cargo test -p daemonkit`, which builds the examples",
-        path.display()
-    );
-    path
-}
-
 /// Runs `command` to completion, reading the datagrams it sends to `manager` meanwhile
 /// (a sender blocks once a few are queued unread).
 async fn run_collecting(manager: &Manager, command: Command) -> (Output, Vec<String>) {
@@ -348,7 +330,7 @@ async fn run_child(
     manager: &Manager,
     configure: impl FnOnce(&mut Command),
 ) -> (String, Vec<String>) {
-    let mut command = Command::new(example("sd_notify_child"));
+    let mut command = Command::new(common::example("sd_notify_child"));
     command
         .args(["--watch-ms", "300"])
         .env("NOTIFY_SOCKET", &manager.path)
@@ -408,7 +390,7 @@ async fn child_named_by_watchdog_pid_pings() {
     command
         .arg("-c")
         .arg(r#"WATCHDOG_PID=$$ exec "$0" --watch-ms 300"#)
-        .arg(example("sd_notify_child"))
+        .arg(common::example("sd_notify_child"))
         .env("NOTIFY_SOCKET", &manager.path)
         .env("WATCHDOG_USEC", "40000");
     let (output, got) = run_collecting(&manager, command).await;
@@ -426,7 +408,7 @@ async fn child_named_by_watchdog_pid_pings() {
 #[tokio::test]
 async fn child_with_malformed_watchdog_usec_fails_with_the_variable_named() {
     let manager = Manager::bind();
-    let mut command = Command::new(example("sd_notify_child"));
+    let mut command = Command::new(common::example("sd_notify_child"));
     command
         .env("NOTIFY_SOCKET", &manager.path)
         .env("WATCHDOG_USEC", "soon")

@@ -38,3 +38,21 @@ pub fn fast_tempdir() -> tempfile::TempDir {
     }
     tempfile::tempdir().expect("create a temp dir")
 }
+
+/// Logs `n` events into `dir/events.jsonl`, then appends `torn` as a crash would leave
+/// it; returns the length of the complete part.
+pub fn log_then_tear(dir: &std::path::Path, n: usize, torn: &[u8]) -> u64 {
+    use std::io::Write;
+    let log = daemonkit_eventlog::EventLog::open_append(dir, "events.jsonl").unwrap();
+    for i in 0..n {
+        log.log(&event(format!("event {i}"))).unwrap();
+    }
+    let complete = std::fs::metadata(log.path()).unwrap().len();
+    drop(log);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("events.jsonl"))
+        .unwrap();
+    file.write_all(torn).unwrap();
+    complete
+}

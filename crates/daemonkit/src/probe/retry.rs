@@ -7,6 +7,7 @@ use tokio::time::Instant;
 
 use super::{Probe, ProbeError, reason};
 use crate::Error;
+use crate::backoff::Backoff;
 use crate::monitor::BoxFuture;
 use crate::status::go_duration;
 
@@ -44,18 +45,18 @@ use crate::status::go_duration;
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     deadline: Duration,
-    initial: Duration,
-    multiplier: f64,
-    cap: Duration,
+    backoff: Backoff,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             deadline: Duration::from_secs(30),
-            initial: Duration::from_millis(250),
-            multiplier: 2.0,
-            cap: Duration::from_secs(5),
+            backoff: Backoff {
+                initial: Duration::from_millis(250),
+                multiplier: 2.0,
+                cap: Duration::from_secs(5),
+            },
         }
     }
 }
@@ -75,30 +76,23 @@ impl RetryPolicy {
 
     /// The delay after the first failed attempt.
     pub fn initial(&self) -> Duration {
-        self.initial
+        self.backoff.initial
     }
 
     /// The factor applied to the delay per failed attempt.
     pub fn multiplier(&self) -> f64 {
-        self.multiplier
+        self.backoff.multiplier
     }
 
     /// The longest delay between two attempts.
     pub fn cap(&self) -> Duration {
-        self.cap
+        self.backoff.cap
     }
 
     /// The delay after the `attempt`-th failed attempt (1-based):
     /// `initial × multiplier^(attempt−1)`, capped.
     pub fn delay_for(&self, attempt: u32) -> Duration {
-        let exp = attempt.saturating_sub(1).min(1024) as i32;
-        let secs = self.initial.as_secs_f64() * self.multiplier.powi(exp);
-        // `secs` is finite and positive (multiplier >= 1, initial > 0) or +inf.
-        if secs >= self.cap.as_secs_f64() {
-            self.cap
-        } else {
-            Duration::from_secs_f64(secs)
-        }
+        self.backoff.delay_for(attempt)
     }
 }
 
@@ -117,19 +111,19 @@ impl RetryPolicyBuilder {
 
     /// The delay after the first failed attempt (default 250 ms). Must be non-zero.
     pub fn initial(mut self, initial: Duration) -> Self {
-        self.policy.initial = initial;
+        self.policy.backoff.initial = initial;
         self
     }
 
     /// The factor applied to the delay per failed attempt (default 2). Must be at least 1.
     pub fn multiplier(mut self, multiplier: f64) -> Self {
-        self.policy.multiplier = multiplier;
+        self.policy.backoff.multiplier = multiplier;
         self
     }
 
     /// The longest delay between two attempts (default 5 s). Must be at least `initial`.
     pub fn cap(mut self, cap: Duration) -> Self {
-        self.policy.cap = cap;
+        self.policy.backoff.cap = cap;
         self
     }
 
@@ -146,25 +140,7 @@ impl RetryPolicyBuilder {
         if p.deadline.is_zero() {
             return invalid("deadline", "must be greater than zero".into());
         }
-        if p.initial.is_zero() {
-            return invalid("initial", "must be greater than zero".into());
-        }
-        if p.cap < p.initial {
-            return invalid(
-                "cap",
-                format!(
-                    "({}) must be at least `initial` ({})",
-                    go_duration(p.cap),
-                    go_duration(p.initial)
-                ),
-            );
-        }
-        if !(p.multiplier >= 1.0 && p.multiplier.is_finite()) {
-            return invalid(
-                "multiplier",
-                format!("({}) must be a finite number of at least 1", p.multiplier),
-            );
-        }
+        p.backoff.validate()?;
         Ok(p)
     }
 }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::thread::ThreadId;
 
@@ -104,4 +105,23 @@ pub fn capture() -> (Captured, ()) {
         },
         (),
     )
+}
+
+/// The path of one of this crate's example binaries, which `cargo test -p daemonkit` (and
+/// `cargo test --workspace`) builds next to the test binaries.
+pub fn example(name: &str) -> PathBuf {
+    // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps")
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run the tests with `cargo test -p daemonkit`, which builds the examples",
+        path.display()
+    );
+    path
 }
