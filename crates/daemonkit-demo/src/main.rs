@@ -26,7 +26,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 #[command(name = "daemonkit-demo", version, about)]
 struct Args {
     /// The control socket [default: $XDG_RUNTIME_DIR/daemonkit-demo/control.sock, else
-    /// <temp dir>/daemonkit-demo-<uid>/control.sock]. `daemonctl` uses the same default.
+    /// TMPDIR/daemonkit-demo-UID/control.sock]. `daemonctl` uses the same default.
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
 
@@ -34,7 +34,7 @@ struct Args {
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
 
-    /// Where the event log lives [default: <temp dir>/daemonkit-demo-<uid>/state].
+    /// Where the event log lives [default: TMPDIR/daemonkit-demo-UID/state].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
 

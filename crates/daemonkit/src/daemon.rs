@@ -1,6 +1,6 @@
 //! The Daemon runner: everything wired in the right order, in a few lines.
 //!
-//! [`Daemon::run`] does, in order:
+//! [`DaemonBuilder::run`] does, in order:
 //!
 //! 1. catch SIGINT and SIGTERM (and SIGHUP for the reload hook);
 //! 2. run the start-up probes (those given with [`DaemonBuilder::probe`] and every
@@ -39,7 +39,7 @@ type ReloadFn = Arc<dyn Fn() -> BoxFuture<'static, Result<(), BoxError>> + Send 
 type AliveFn = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// A daemon: monitors, start-up probes, a control plane and systemd integration, run in
-/// the right order by [`run`](Self::run).
+/// the right order by [`DaemonBuilder::run`].
 ///
 /// # Examples
 ///
@@ -365,7 +365,7 @@ async fn reload(notifier: &Notifier, hook: Option<&ReloadFn>, running_status: &s
 
 // ===== Exit =====
 
-/// How a [`Daemon::run`] ended. Converts into the process exit code.
+/// How a [`DaemonBuilder::run`] ended. Converts into the process exit code.
 #[derive(Debug)]
 pub enum Exit {
     /// Stopped on SIGINT/SIGTERM, every monitor in time: exit code 0.
