@@ -28,9 +28,10 @@
 //! target never followed), and every operation is made relative to the opened
 //! directory. See [`Pruner`] for the details. The crate is Unix-only.
 //!
-//! The library logs through `tracing` (stable `reason` keys: `PruneCompleted`
-//! at info, `RemoveFailed` at warn, `FileRemoved`, `FileProtected`,
-//! `FileVanished` and `NotARegularFile` at debug) and installs no subscriber.
+//! The library logs through `tracing` with stable `reason` keys —
+//! `PruneCompleted` (one summary per pass) at info, `RemoveFailed` at warn,
+//! `FileRemoved`, `FileProtected`, `FileVanished`, `NotARegularFile` and
+//! `ThreadSpawnFailed` at debug — and installs no subscriber.
 //!
 //! # Example
 //!

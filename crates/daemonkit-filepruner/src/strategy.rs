@@ -124,6 +124,8 @@ struct Lstat {
 pub struct Candidate<'a> {
     pass: &'a PassContext<'a>,
     name: CString,
+    /// Where the name came in the directory listing.
+    position: usize,
     kind: FileKind,
     /// Boxed: most passes never `lstat`, and the box keeps a candidate small.
     lstat: OnceCell<Box<Lstat>>,
@@ -132,10 +134,16 @@ pub struct Candidate<'a> {
 // ===== impl Candidate =====
 
 impl<'a> Candidate<'a> {
-    pub(crate) fn new(pass: &'a PassContext<'a>, name: CString, kind: FileKind) -> Candidate<'a> {
+    pub(crate) fn new(
+        pass: &'a PassContext<'a>,
+        name: CString,
+        position: usize,
+        kind: FileKind,
+    ) -> Candidate<'a> {
         Candidate {
             pass,
             name,
+            position,
             kind,
             lstat: OnceCell::new(),
         }
@@ -148,6 +156,15 @@ impl<'a> Candidate<'a> {
 
     pub(crate) fn c_name(&self) -> &std::ffi::CStr {
         &self.name
+    }
+
+    /// The candidate's position in the directory listing and its name.
+    pub(crate) fn into_listed(self) -> (usize, CString) {
+        (self.position, self.name)
+    }
+
+    pub(crate) fn position(&self) -> usize {
+        self.position
     }
 
     pub(crate) fn into_c_name(self) -> CString {
