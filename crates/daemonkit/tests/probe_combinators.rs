@@ -387,7 +387,7 @@ fn retry_policy_rejects_values_that_cannot_work() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_logs_probe_retry_per_retried_failure_then_gave_up_or_recovered() {
-    let (logs, _guard) = common::capture();
+    let logs = common::capture();
 
     let (probe, _) = flaky(2);
     probe.retry(policy(10_000)).check().await.unwrap();

@@ -81,7 +81,7 @@ async fn supervise_until(
 
 #[tokio::test(start_paused = true)]
 async fn restarts_after_crash() {
-    let (logs, _guard) = common::capture();
+    let logs = common::capture();
     let (monitor, runs) = scripted("m", |n| {
         if n == 0 {
             Step::Crash
@@ -107,7 +107,7 @@ async fn restarts_after_crash() {
 
 #[tokio::test(start_paused = true)]
 async fn no_restart_on_cancellation_during_run() {
-    let (logs, _guard) = common::capture();
+    let logs = common::capture();
     let (monitor, runs) = scripted("m", |_| Step::WaitCancel);
     let tracker = supervise_until(monitor, fast(), |t| {
         t.get("m").is_some_and(|s| s.state == MonitorState::Running)
@@ -121,7 +121,7 @@ async fn no_restart_on_cancellation_during_run() {
 
 #[tokio::test(start_paused = true)]
 async fn cancellation_during_backoff_stops_immediately() {
-    let (logs, _guard) = common::capture();
+    let logs = common::capture();
     let (monitor, runs) = scripted("m", |_| Step::Crash);
     let tracker = StatusTracker::new();
     let cancel = CancellationToken::new();
@@ -149,7 +149,7 @@ async fn cancellation_during_backoff_stops_immediately() {
 
 #[tokio::test(start_paused = true)]
 async fn clean_exit_is_not_restarted() {
-    let (logs, _guard) = common::capture();
+    let logs = common::capture();
     let (monitor, runs) = scripted("m", |_| Step::Exit);
     let tracker = StatusTracker::new();
     supervise(monitor, tracker.clone(), fast(), CancellationToken::new()).await;
@@ -160,7 +160,7 @@ async fn clean_exit_is_not_restarted() {
 
 #[tokio::test(start_paused = true)]
 async fn backoff_doubles_from_five_seconds_up_to_the_cap() {
-    let (logs, _guard) = common::capture();
+    let logs = common::capture();
     let (monitor, _runs) = scripted("m", |_| Step::Crash);
     let states = Arc::new(std::sync::Mutex::new(Vec::new()));
     let tracker = StatusTracker::new();
@@ -206,7 +206,7 @@ async fn backoff_doubles_from_five_seconds_up_to_the_cap() {
 
 #[tokio::test(start_paused = true)]
 async fn stable_run_resets_backoff_and_streak() {
-    let (logs, _guard) = common::capture();
+    let logs = common::capture();
     // Three quick crashes, then a run that lasts the 60 s stable threshold and crashes.
     let (monitor, _runs) = scripted("m", |n| match n {
         0..=2 => Step::Crash,
@@ -232,7 +232,7 @@ async fn stable_run_resets_backoff_and_streak() {
 
 #[tokio::test(start_paused = true)]
 async fn degraded_is_reported_at_every_fifth_consecutive_crash() {
-    let (logs, _guard) = common::capture();
+    let logs = common::capture();
     let (monitor, _runs) = scripted("m", |n| {
         if n < 10 {
             Step::Crash
@@ -260,7 +260,7 @@ async fn degraded_is_reported_at_every_fifth_consecutive_crash() {
 
 #[tokio::test(start_paused = true)]
 async fn degraded_is_not_reported_at_a_crash_after_reset() {
-    let (logs, _guard) = common::capture();
+    let logs = common::capture();
     // Four quick crashes, then a stable run's crash: #5 overall, but #1 of a new streak.
     let policy = RestartPolicy::builder()
         .initial(Duration::from_millis(1))
@@ -286,7 +286,7 @@ async fn degraded_is_not_reported_at_a_crash_after_reset() {
 
 #[tokio::test(start_paused = true)]
 async fn panic_becomes_a_restart() {
-    let (logs, _guard) = common::capture();
+    let logs = common::capture();
     let (monitor, runs) = scripted("m", |n| {
         if n == 0 {
             Step::Panic
@@ -312,7 +312,7 @@ async fn panic_becomes_a_restart() {
 
 #[tokio::test(start_paused = true)]
 async fn heartbeat_is_off_by_default() {
-    let (logs, _guard) = common::capture();
+    let logs = common::capture();
     let (monitor, _runs) = scripted("m", |_| Step::WaitCancel);
     let cancel = CancellationToken::new();
     let task = tokio::spawn(supervise(
@@ -358,7 +358,7 @@ impl Monitor for Flapping {
 
 #[tokio::test(start_paused = true)]
 async fn heartbeat_carries_uptime_and_health() {
-    let (logs, _guard) = common::capture();
+    let logs = common::capture();
     let monitor = Arc::new(Flapping {
         failing: AtomicBool::new(false),
     });
@@ -520,7 +520,7 @@ async fn supervisor_rejects_empty_and_duplicate_names() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_names_monitors_that_ignore_cancellation() {
-    let (logs, _guard) = common::capture();
+    let logs = common::capture();
     let mut supervisor = Supervisor::new(fast());
     supervisor
         .add(scripted("polite", |_| Step::WaitCancel).0)

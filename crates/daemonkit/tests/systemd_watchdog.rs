@@ -178,7 +178,7 @@ fn zero_interval_is_rejected() {
 fn is_alive_false_withholds_every_ping_and_says_why() {
     // A current-thread runtime driven from this thread: the watchdog's events are this
     // thread's.
-    let (logs, _guard) = common::capture();
+    let logs = common::capture();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

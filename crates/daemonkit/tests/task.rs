@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "current_thread")]
 async fn spawn_logged_catches_and_logs_a_panic() {
-    let (logs, _guard) = common::capture();
+    let logs = common::capture();
     let handle = spawn_logged("rotate-keys", async { panic!("key store locked") });
     handle.await.expect("the panic is caught inside the task");
     let panics = logs.with_reason("TaskPanic");
@@ -47,7 +47,7 @@ async fn task_group_cancels_siblings_on_first_failure() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn task_group_reports_a_panic_as_an_error() {
-    let (logs, _guard) = common::capture();
+    let logs = common::capture();
     let mut group = TaskGroup::new(&CancellationToken::new());
     let token = group.token().clone();
     group.spawn("parser", |_| async { panic!("index out of range") });

@@ -94,17 +94,13 @@ impl<S: tracing::Subscriber> Layer<S> for Capture {
     }
 }
 
-/// Starts capturing this thread's records. The second value keeps the call sites of
-/// the tests unchanged (`let (logs, _guard) = capture();`).
-pub fn capture() -> (Captured, ()) {
+/// Starts capturing this thread's records.
+pub fn capture() -> Captured {
     let from = records().lock().unwrap().len();
-    (
-        Captured {
-            thread: std::thread::current().id(),
-            from,
-        },
-        (),
-    )
+    Captured {
+        thread: std::thread::current().id(),
+        from,
+    }
 }
 
 /// The path of one of this crate's example binaries, which `cargo test -p daemonkit` (and
