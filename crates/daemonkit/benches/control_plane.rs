@@ -153,6 +153,8 @@ fn serve(socket: &Path) {
         let bound = ControlPlane::builder(socket)
             .status(move || status.snapshot())
             .metrics(&tracker)
+            .build()
+            .expect("a valid control-plane configuration")
             .bind()
             .await
             .expect("bind the control plane");
@@ -176,7 +178,7 @@ fn ten_monitors() -> StatusTracker {
     let tracker = StatusTracker::new();
     for i in 0..10 {
         let name = format!("monitor-{i:02}");
-        tracker.update(&name, |s| {
+        tracker.register(&name).expect("a unique name").update(|s| {
             s.restarts = i * 3;
             match i % 4 {
                 0 | 1 => s.state = MonitorState::Running,

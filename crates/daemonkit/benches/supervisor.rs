@@ -48,14 +48,16 @@ fn main() {
             .heartbeat(Duration::from_secs(1))
             .build()
             .expect("valid policy");
-        let mut supervisor = Supervisor::new(policy);
-        for i in 0..monitors {
-            let idle = monitor_fn(format!("monitor-{i:05}"), |cancel| async move {
-                cancel.cancelled().await;
-                Ok(())
-            });
-            supervisor.add(idle).expect("unique names");
-        }
+        let supervisor = (0..monitors)
+            .fold(Supervisor::builder().policy(policy), |builder, i| {
+                builder.monitor(monitor_fn(format!("monitor-{i:05}"), |cancel| async move {
+                    cancel.cancelled().await;
+                    Ok(())
+                }))
+            })
+            .build()
+            .expect("unique names");
+        let tracker = supervisor.tracker().clone();
         let cancel = CancellationToken::new();
         let running = supervisor.start(&cancel);
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -66,7 +68,6 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         let cpu_share = (cpu_time() - cpu_before).as_secs_f64() / wall.elapsed().as_secs_f64();
 
-        let tracker = supervisor.tracker();
         let rounds = 200;
         let mut len = 0;
         let start = Instant::now();

@@ -13,7 +13,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 
-use daemonkit::activation::ListenFds;
+use daemonkit::systemd::activation::ListenFds;
 
 fn main() {
     if let Err(error) = run() {

@@ -1,8 +1,11 @@
 //! A small daemon on the `Daemon` runner, used by `tests/daemon.rs` as a real child
-//! process. Arguments: `SOCKET [fail-probe] [stubborn] [reload]`.
+//! process. Arguments: `SOCKET [fail-probe] [stubborn] [block] [hang-blocking] [reload]`.
 //!
 //! - `fail-probe`: a start-up probe that fails with a reason and a resolution;
-//! - `stubborn`: a monitor that ignores cancellation (shutdown deadline 200 ms);
+//! - `stubborn`: a monitor that ignores cancellation (shutdown timeout 200 ms);
+//! - `block`: a monitor that blocks the runtime's only thread 100 ms after it starts;
+//! - `hang-blocking`: a monitor awaiting `spawn_blocking` work that never ends, ignoring
+//!   cancellation;
 //! - `reload`: a SIGHUP reload hook that logs `ReloadHookRan`.
 
 use std::process::ExitCode;
@@ -11,8 +14,7 @@ use std::time::Duration;
 use daemonkit::probe::{ProbeError, probe_fn};
 use daemonkit::{ControlPlane, Daemon, Exit, ProbeExt, monitor_fn};
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
@@ -27,7 +29,7 @@ async fn main() -> ExitCode {
 
     let mut daemon = Daemon::builder("sd-daemon-child")
         .control_plane(ControlPlane::builder(socket))
-        .shutdown_deadline(Duration::from_millis(200))
+        .shutdown_timeout(Duration::from_millis(200))
         .monitor(monitor_fn("worker", |cancel| async move {
             cancel.cancelled().await;
             Ok(())
@@ -48,14 +50,31 @@ async fn main() -> ExitCode {
             Ok(())
         }));
     }
+    if has("block") {
+        daemon = daemon.monitor(monitor_fn("blocker", |_cancel| async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tracing::info!(reason = "BlockingNow", "blocking the runtime thread");
+            std::thread::sleep(Duration::from_secs(3600));
+            Ok(())
+        }));
+    }
+    if has("hang-blocking") {
+        daemon = daemon.monitor(monitor_fn("hung-io", |_cancel| async {
+            let _ =
+                tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_secs(3600))).await;
+            Ok(())
+        }));
+    }
     if has("reload") {
         daemon = daemon.on_reload(|| async {
             tracing::info!(reason = "ReloadHookRan", "reloading");
             Ok(())
         });
     }
-    let exit = daemon.run().await;
-    if !matches!(exit, Exit::Clean) {
+    let exit = daemon
+        .build()
+        .map_or_else(Exit::from, |daemon| daemon.run_main());
+    if !exit.is_clean() {
         eprintln!("sd-daemon-child: {exit}");
     }
     exit.into()

@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
-use daemonkit::notify::Notifier;
-use daemonkit::watchdog::Watchdog;
+use daemonkit::systemd::notify::Notifier;
+use daemonkit::systemd::watchdog::Watchdog;
 use tokio_util::sync::CancellationToken;
 
 fn main() {

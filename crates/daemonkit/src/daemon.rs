@@ -1,23 +1,33 @@
 //! The Daemon runner: everything wired in the right order, in a few lines.
 //!
-//! [`DaemonBuilder::run`] does, in order:
+//! [`DaemonBuilder::build`] checks every piece of configuration first — monitor names,
+//! policies, control-plane settings, and the environment systemd set (`NOTIFY_SOCKET`,
+//! `WATCHDOG_USEC`/`WATCHDOG_PID`, `LISTEN_FDS`) — so a mistake is found before anything
+//! runs or any file is touched, and ends the process with 78. [`Daemon::run`] then does,
+//! in order:
 //!
 //! 1. catch SIGINT and SIGTERM (and SIGHUP for the reload hook);
-//! 2. run the start-up probes (those given with [`DaemonBuilder::probe`] and every
+//! 2. claim the control socket (or take the listener systemd passed) and serve it, so
+//!    a second instance fails here ([`Exit::SocketInUse`], 75) before any monitor runs,
+//!    and an operator can ask `/status` while prerequisites are checked;
+//! 3. run the start-up probes (those given with [`DaemonBuilder::probe`] and every
 //!    monitor's [`prerequisite`](crate::Monitor::prerequisite)); a failure ends the run
-//!    with the probe's reason and resolution, sent to systemd as `STATUS=`;
-//! 3. start the monitors under the supervisor;
-//! 4. start the control plane, serving the listener systemd passed (`LISTEN_FDS`) when
-//!    there is one, binding its own socket otherwise;
-//! 5. start the watchdog keepalive when systemd enabled it (`WATCHDOG_USEC`);
-//! 6. send `READY=1` — only now, once the socket accepts connections;
+//!    with the probe's reason and resolution ([`Exit::ProbeFailed`], 69), also sent to
+//!    systemd as `STATUS=`;
+//! 4. start the monitors under the supervisor;
+//! 5. start the watchdog keepalive when systemd enabled it;
+//! 6. send `READY=1` — only now, once the socket accepts connections and work has begun;
 //! 7. on SIGHUP: `RELOADING=1`, the reload hook, `READY=1`;
 //! 8. on SIGINT/SIGTERM: `STOPPING=1`, cancel everything, wait up to the shutdown
-//!    deadline and name every monitor that did not stop in time.
+//!    timeout and name every monitor that did not stop in time.
 //!
-//! The [`Exit`] it returns says how it ended, and converts into a process exit code.
+//! [`Daemon::run_main`] builds the runtime too and bounds the whole process: it exits
+//! within the shutdown timeout plus [`SHUTDOWN_MARGIN`] of SIGTERM even when a monitor
+//! blocks its thread or `spawn_blocking` work hangs. The [`Exit`] says how it ended and
+//! converts into the process exit code.
 
 use std::fmt;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,81 +35,35 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::activation::ListenFds;
-use crate::monitor::{BoxError, BoxFuture, Monitor};
-use crate::notify::Notifier;
+use crate::boxed::{BoxError, BoxFuture};
+use crate::monitor::{self, Monitor};
 use crate::probe::{Composite, Probe, ProbeError};
-use crate::server::{BoundControlPlane, ControlPlane, ControlPlaneBuilder, monitors_ready};
-use crate::status::StatusTracker;
+use crate::server::{ControlPlane, ControlPlaneBuilder};
+use crate::status::{StatusTracker, monitors_ready};
 use crate::supervisor::{RestartPolicy, Supervisor};
-use crate::watchdog::Watchdog;
-use crate::{Error, paths};
+use crate::systemd::{ListenFds, Notifier, Watchdog};
+use crate::{Error, ErrorKind, panic, paths};
 
 type ReloadFn = Arc<dyn Fn() -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
 type AliveFn = Arc<dyn Fn() -> bool + Send + Sync>;
 
-/// A daemon: monitors, start-up probes, a control plane and systemd integration, run in
-/// the right order by [`DaemonBuilder::run`].
-///
-/// # Examples
-///
-/// ```no_run
-/// use daemonkit::{Daemon, monitor_fn};
-///
-/// #[tokio::main]
-/// async fn main() -> std::process::ExitCode {
-///     let exit = Daemon::builder("inventory-agent")
-///         .monitor(monitor_fn("scanner", |cancel| async move {
-///             cancel.cancelled().await;
-///             Ok(())
-///         }))
-///         .run()
-///         .await;
-///     if !matches!(exit, daemonkit::daemon::Exit::Clean) {
-///         eprintln!("inventory-agent: {exit}");
-///     }
-///     exit.into()
-/// }
-/// ```
-pub struct Daemon {
-    _private: (),
-}
+/// How long past the shutdown timeout [`Daemon::run_main`] lets the process live before
+/// it exits regardless: time for the runtime to drop its tasks and for log lines to be
+/// written.
+pub const SHUTDOWN_MARGIN: Duration = Duration::from_millis(200);
 
-impl Daemon {
-    /// A builder for a daemon called `name`. Its control socket defaults to
-    /// [`paths::default_socket_path(name)`](paths::default_socket_path).
-    pub fn builder(name: impl Into<String>) -> DaemonBuilder {
-        let name = name.into();
-        DaemonBuilder {
-            control_plane: ControlPlane::builder(paths::default_socket_path(&name)),
-            name,
-            policy: RestartPolicy::default(),
-            monitors: Vec::new(),
-            probes: Vec::new(),
-            tracker: StatusTracker::new(),
-            shutdown_deadline: Duration::from_secs(10),
-            reload: None,
-            alive: None,
-            notifier: None,
-        }
-    }
-}
-
-impl fmt::Debug for Daemon {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Daemon")
-    }
-}
+// ===== DaemonBuilder =====
 
 /// Configures a [`Daemon`]; see [`Daemon::builder`].
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct DaemonBuilder {
     name: String,
     policy: RestartPolicy,
-    monitors: Vec<Arc<dyn Monitor>>,
+    monitors: Vec<(Arc<dyn Monitor>, Option<RestartPolicy>)>,
     probes: Vec<Arc<dyn Probe>>,
     tracker: StatusTracker,
     control_plane: ControlPlaneBuilder,
-    shutdown_deadline: Duration,
+    shutdown_timeout: Duration,
     reload: Option<ReloadFn>,
     alive: Option<AliveFn>,
     notifier: Option<Notifier>,
@@ -110,29 +74,36 @@ impl fmt::Debug for DaemonBuilder {
         f.debug_struct("DaemonBuilder")
             .field("name", &self.name)
             .field("policy", &self.policy)
-            .field("monitors", &self.monitors)
+            .field("monitors", &self.monitors.len())
             .field("probes", &self.probes.len())
-            .field("shutdown_deadline", &self.shutdown_deadline)
+            .field("shutdown_timeout", &self.shutdown_timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl DaemonBuilder {
-    /// Adds a monitor. Names are checked when the daemon runs: an empty or duplicate name
-    /// ends the run with [`Exit::Config`].
+    /// Adds a monitor, under the daemon's restart policy.
     pub fn monitor(mut self, monitor: Arc<dyn Monitor>) -> Self {
-        self.monitors.push(monitor);
+        self.monitors.push((monitor, None));
         self
     }
 
-    /// The restart policy of every monitor (default: [`RestartPolicy::default`]).
+    /// Adds a monitor with a restart policy of its own.
+    pub fn monitor_with_policy(mut self, monitor: Arc<dyn Monitor>, policy: RestartPolicy) -> Self {
+        self.monitors.push((monitor, Some(policy)));
+        self
+    }
+
+    /// The restart policy of every monitor added without its own (default:
+    /// [`RestartPolicy::default`]).
     pub fn policy(mut self, policy: RestartPolicy) -> Self {
         self.policy = policy;
         self
     }
 
     /// Adds a start-up probe, run (concurrently with the others) before any monitor
-    /// starts. Wrap it in [`Retry`](crate::probe::Retry) to wait for a prerequisite.
+    /// starts; a failure ends the run with exit 69. Wrap it in
+    /// [`Retry`](crate::probe::Retry) to wait for a prerequisite.
     pub fn probe(mut self, probe: impl Probe) -> Self {
         self.probes.push(Arc::new(probe));
         self
@@ -147,13 +118,16 @@ impl DaemonBuilder {
     }
 
     /// How long shutdown waits for monitors to return after cancellation (default 10 s).
-    pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
-        self.shutdown_deadline = deadline;
+    /// With [`Daemon::run_main`] the process exits by this plus [`SHUTDOWN_MARGIN`] after
+    /// SIGTERM, whatever its threads are doing: keep it below systemd's `TimeoutStopSec`.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
         self
     }
 
     /// Runs `reload` on SIGHUP, between `RELOADING=1` and `READY=1` (for systemd's
-    /// `Type=notify-reload`). Without a hook, SIGHUP is logged and ignored.
+    /// `Type=notify-reload`). Without a hook, SIGHUP is logged and ignored. A panicking
+    /// hook is logged as a failed reload (`ReloadFailed`); the daemon keeps running.
     pub fn on_reload<F, Fut>(mut self, reload: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -163,8 +137,8 @@ impl DaemonBuilder {
         self
     }
 
-    /// Withholds the systemd watchdog ping while `alive` returns false, so systemd
-    /// restarts a daemon that is running but stuck.
+    /// Withholds the systemd watchdog ping while `alive` returns false (or panics), so
+    /// systemd restarts a daemon that is running but stuck.
     pub fn watchdog_alive(mut self, alive: impl Fn() -> bool + Send + Sync + 'static) -> Self {
         self.alive = Some(Arc::new(alive));
         self
@@ -182,14 +156,212 @@ impl DaemonBuilder {
         &self.tracker
     }
 
-    /// Runs the daemon until SIGINT or SIGTERM (or a start-up failure) and says how it
-    /// ended. Must be called inside a tokio runtime with I/O, time and signals enabled.
-    pub async fn run(self) -> Exit {
-        let notifier = match self.notifier.clone().map_or_else(Notifier::from_env, Ok) {
-            Ok(notifier) => notifier,
-            Err(err) => return Exit::Config(err),
+    /// Checks every piece of configuration and the environment systemd set, and claims
+    /// the sockets systemd passed. Nothing runs and nothing is touched on disk.
+    ///
+    /// # Errors
+    ///
+    /// An [`Error`] of kind [`Config`](ErrorKind::Config): a bad daemon, monitor or
+    /// component name, a control-plane limit that cannot work, or a malformed
+    /// `NOTIFY_SOCKET`, `WATCHDOG_USEC`/`WATCHDOG_PID` or `LISTEN_FDS`.
+    pub fn build(self) -> Result<Daemon, Error> {
+        check_daemon_name(&self.name)?;
+        let mut supervisor = Supervisor::builder()
+            .policy(self.policy)
+            .tracker(self.tracker.clone());
+        let monitors: Vec<Arc<dyn Monitor>> =
+            self.monitors.iter().map(|(m, _)| m.clone()).collect();
+        for (monitor, policy) in self.monitors {
+            supervisor = match policy {
+                Some(policy) => supervisor.monitor_with_policy(monitor, policy),
+                None => supervisor.monitor(monitor),
+            };
+        }
+        let supervisor = supervisor.build()?;
+
+        let notifier = match self.notifier {
+            Some(notifier) => notifier,
+            None => Notifier::from_env()?,
         };
-        let exit = self.run_with(&notifier).await;
+        let mut watchdog = Watchdog::from_env(notifier.clone())?;
+        if let Some(alive) = self.alive {
+            watchdog = watchdog.with_is_alive(move || {
+                panic::call(|| alive()).unwrap_or_else(|message| {
+                    tracing::error!(reason = "WatchdogAlivePanicked", panic = %message, "the watchdog is-alive check panicked; withholding the keepalive");
+                    false
+                })
+            });
+        }
+
+        let ready_tracker = self.tracker.clone();
+        let status_tracker = self.tracker.clone();
+        let mut control_plane = self
+            .control_plane
+            .status(move || status_tracker.snapshot())
+            .ready(move || monitors_ready(&ready_tracker))
+            .metrics(&self.tracker);
+        if let Some(listener) = ListenFds::from_env()?.take_unix_listener(None)? {
+            control_plane = control_plane.listener(listener);
+        }
+        let control_plane = control_plane.build()?;
+
+        let mut probes = Composite::from_probes(self.name.clone(), self.probes);
+        if let Some(prerequisites) = monitor::prerequisites("monitors", &monitors) {
+            probes.push(Arc::new(prerequisites));
+        }
+        let probes = (!probes.probes().is_empty()).then_some(probes);
+
+        Ok(Daemon {
+            name: self.name,
+            monitors: monitors.len(),
+            supervisor,
+            control_plane,
+            probes,
+            watchdog,
+            notifier,
+            reload: self.reload,
+            shutdown_timeout: self.shutdown_timeout,
+        })
+    }
+}
+
+fn check_daemon_name(name: &str) -> Result<(), Error> {
+    let problem = if name.is_empty() {
+        "a daemon name must not be empty"
+    } else if name == "."
+        || name == ".."
+        || name.contains('/')
+        || name.chars().any(char::is_control)
+    {
+        "a daemon name names its runtime directory: no `/`, no control characters, not `.` or `..`"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidName {
+        name: name.to_owned(),
+        problem,
+    })
+}
+
+// ===== Daemon =====
+
+/// A daemon: monitors, start-up probes, a control plane and systemd integration, checked
+/// by [`DaemonBuilder::build`] and run in the right order by [`Daemon::run_main`] (or
+/// [`Daemon::run`] inside a runtime of your own).
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::process::ExitCode;
+/// use daemonkit::{Daemon, Exit, monitor_fn};
+///
+/// fn main() -> ExitCode {
+///     let exit = Daemon::builder("inventory-agent")
+///         .monitor(monitor_fn("scanner", |cancel| async move {
+///             cancel.cancelled().await;
+///             Ok(())
+///         }))
+///         .build()
+///         .map_or_else(Exit::from, |daemon| daemon.run_main());
+///     if !exit.is_clean() {
+///         eprintln!("inventory-agent: {exit}");
+///     }
+///     exit.into()
+/// }
+/// ```
+pub struct Daemon {
+    name: String,
+    monitors: usize,
+    supervisor: Supervisor,
+    control_plane: ControlPlane,
+    probes: Option<Composite>,
+    watchdog: Watchdog,
+    notifier: Notifier,
+    reload: Option<ReloadFn>,
+    shutdown_timeout: Duration,
+}
+
+impl fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Daemon")
+            .field("name", &self.name)
+            .field("supervisor", &self.supervisor)
+            .field("control_plane", &self.control_plane)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Daemon {
+    /// A builder for a daemon called `name`. Its control socket defaults to
+    /// [`paths::default_socket_path(name)`](paths::default_socket_path).
+    pub fn builder(name: impl Into<String>) -> DaemonBuilder {
+        let name = name.into();
+        DaemonBuilder {
+            control_plane: ControlPlane::builder(paths::default_socket_path(&name)),
+            name,
+            policy: RestartPolicy::default(),
+            monitors: Vec::new(),
+            probes: Vec::new(),
+            tracker: StatusTracker::new(),
+            shutdown_timeout: Duration::from_secs(10),
+            reload: None,
+            alive: None,
+            notifier: None,
+        }
+    }
+
+    /// The tracker the monitors report to.
+    pub fn tracker(&self) -> &StatusTracker {
+        self.supervisor.tracker()
+    }
+
+    /// The control socket the daemon will serve.
+    pub fn socket_path(&self) -> &Path {
+        self.control_plane.socket_path()
+    }
+
+    /// Builds a current-thread tokio runtime, runs the daemon on it until SIGINT or
+    /// SIGTERM (or a start-up failure), and says how it ended.
+    ///
+    /// The process is bounded: from the first SIGINT/SIGTERM it lives at most the
+    /// shutdown timeout plus [`SHUTDOWN_MARGIN`]. A monitor that ignores cancellation is
+    /// named and abandoned at the timeout; `spawn_blocking` work still running is
+    /// abandoned by the runtime's bounded shutdown; and a monitor that blocks the
+    /// runtime's thread — which no code on that thread can interrupt — is handled by a
+    /// last-resort thread that exits the process with [`Exit::ShutdownTimedOut`]'s code
+    /// (1), logging `ShutdownForced`.
+    pub fn run_main(self) -> Exit {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(source) => return Exit::Failed(Error::RuntimeStart { source }),
+        };
+        if let Err(source) = arm_last_resort(
+            self.shutdown_timeout + SHUTDOWN_MARGIN,
+            self.notifier.clone(),
+        ) {
+            return Exit::Failed(Error::Signal { source });
+        }
+        let exit = runtime.block_on(self.run());
+        // A quarter of the margin for blocking work still running (a last fsync); the
+        // rest keeps this path ahead of the last-resort exit, so the caller still
+        // reports `exit` itself.
+        runtime.shutdown_timeout(SHUTDOWN_MARGIN / 4);
+        exit
+    }
+
+    /// Runs the daemon until SIGINT or SIGTERM (or a start-up failure) and says how it
+    /// ended. Prefer [`run_main`](Self::run_main), which also bounds the process.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime with I/O, time and signals enabled.
+    pub async fn run(self) -> Exit {
+        let notifier = self.notifier.clone();
+        let exit = self.run_inner().await;
         match &exit {
             Exit::Clean => {}
             Exit::ProbeFailed(err) => {
@@ -202,7 +374,19 @@ impl DaemonBuilder {
         exit
     }
 
-    async fn run_with(self, notifier: &Notifier) -> Exit {
+    async fn run_inner(self) -> Exit {
+        let Daemon {
+            name,
+            monitors,
+            supervisor,
+            control_plane,
+            probes,
+            watchdog,
+            notifier,
+            reload,
+            shutdown_timeout,
+        } = self;
+
         // 1. Signals first, so a signal during start-up is not lost to the default action.
         let signals = (
             signal(SignalKind::interrupt()),
@@ -216,76 +400,44 @@ impl DaemonBuilder {
             }
         };
 
-        let tracker = self.tracker.clone();
-        let mut supervisor = Supervisor::with_tracker(self.policy, tracker.clone());
-        for monitor in &self.monitors {
-            if let Err(err) = supervisor.add(monitor.clone()) {
-                return Exit::Config(err);
-            }
-        }
-
-        // 2. Start-up probes: the daemon's own and the monitors' prerequisites.
-        let mut probes = Composite::from_probes(self.name.clone(), self.probes);
-        if let Some(prerequisites) = Composite::from_monitors("monitors", &self.monitors) {
-            probes.push(Arc::new(prerequisites));
-        }
-        if !probes.probes().is_empty() {
-            let _ = notifier.status("checking prerequisites");
-            tokio::select! {
-                result = probes.check() => if let Err(err) = result {
-                    tracing::error!(
-                        reason = "StartupProbeFailed",
-                        probe_reason = %err.reason,
-                        error = %err.message,
-                        resolution = %err.resolution,
-                        "start-up probe failed; not starting"
-                    );
-                    return Exit::ProbeFailed(err);
-                },
-                _ = int.recv() => return Exit::Clean,
-                _ = term.recv() => return Exit::Clean,
-            }
-        }
-
-        // 3. Monitors.
-        let cancel = CancellationToken::new();
-        let running = supervisor.start(&cancel);
-
-        // 4. Control plane, on systemd's listener when one was passed.
-        let ready_tracker = tracker.clone();
-        let status_tracker = tracker.clone();
-        let mut control_plane = self
-            .control_plane
-            .status(move || status_tracker.snapshot())
-            .ready(move || monitors_ready(&ready_tracker))
-            .metrics(&tracker);
-        match ListenFds::from_env().and_then(|mut fds| fds.take_unix_listener(None)) {
-            Ok(Some(listener)) => control_plane = control_plane.listener(listener),
-            Ok(None) => {}
-            Err(err) => return stop_early(cancel, running, Exit::Config(err)).await,
-        }
-        let bound: BoundControlPlane = match control_plane.bind().await {
+        // 2. The control socket: a second instance fails here, before any monitor runs.
+        let bound = match control_plane.bind().await {
             Ok(bound) => bound,
-            Err(err) => return stop_early(cancel, running, Exit::Failed(err)).await,
+            Err(err) => return Exit::from(err),
         };
         let socket = bound.socket_path().to_path_buf();
+        let cancel = CancellationToken::new();
         let server = tokio::spawn(bound.serve(cancel.clone()));
 
+        // 3. Start-up probes, gating the daemon.
+        if let Some(probes) = probes {
+            let _ = notifier.status("checking prerequisites");
+            let failed = tokio::select! {
+                result = crate::probe::check_caught(&probes) => result.err(),
+                _ = int.recv() => return stop_server(cancel, server, Exit::Clean).await,
+                _ = term.recv() => return stop_server(cancel, server, Exit::Clean).await,
+            };
+            if let Some(err) = failed {
+                tracing::error!(
+                    reason = "StartupProbeFailed",
+                    probe_reason = %err.reason,
+                    error = %err.message,
+                    resolution = %err.resolution,
+                    "start-up probe failed; not starting"
+                );
+                return stop_server(cancel, server, Exit::ProbeFailed(err)).await;
+            }
+        }
+
+        // 4. Monitors.
+        let running = supervisor.start(&cancel);
+
         // 5. Watchdog keepalive, when systemd asked for one.
-        let watchdog = match Watchdog::from_env(notifier.clone()) {
-            Ok(watchdog) => watchdog,
-            Err(err) => return stop_early(cancel, running, Exit::Config(err)).await,
-        };
-        let watchdog = match self.alive {
-            Some(alive) => watchdog.with_is_alive(move || alive()),
-            None => watchdog,
-        };
         let watchdog = tokio::spawn(watchdog.run(cancel.clone()));
 
-        // 6. READY=1: the socket is listening, so a client started now is answered.
+        // 6. READY=1: the socket is listening and the monitors have started.
         let running_status = format!(
-            "running {} monitors; control socket {}",
-            self.monitors.len(),
+            "running {monitors} monitors; control socket {}",
             socket.display()
         );
         if let Err(err) = notifier
@@ -294,51 +446,65 @@ impl DaemonBuilder {
         {
             tracing::warn!(reason = "NotifyFailed", error = %err, "cannot tell systemd we are ready");
         }
-        tracing::info!(reason = "DaemonReady", daemon = %self.name, socket = %socket.display(), "daemon ready");
+        tracing::info!(reason = "DaemonReady", daemon = %name, socket = %socket.display(), "daemon ready");
 
         // 7. Serve until told to stop; reload on SIGHUP.
         loop {
             tokio::select! {
                 _ = int.recv() => break,
                 _ = term.recv() => break,
-                _ = hup.recv() => reload(notifier, self.reload.as_ref(), &running_status).await,
+                _ = hup.recv() => reload_once(&notifier, reload.as_ref(), &running_status).await,
             }
         }
 
-        // 8. Stop.
-        tracing::info!(reason = "DaemonStopping", daemon = %self.name, "stopping");
+        // 8. Stop, bounded by the shutdown timeout.
+        tracing::info!(reason = "DaemonStopping", daemon = %name, "stopping");
         if let Err(err) = notifier.stopping() {
             tracing::warn!(reason = "NotifyFailed", error = %err, "cannot tell systemd we are stopping");
         }
         cancel.cancel();
-        let report = running.shutdown(self.shutdown_deadline).await;
-        let _ = watchdog.await;
-        let served = match server.await {
-            Ok(result) => result,
-            Err(join) => Err(Error::TaskPanicked {
-                task: "control-plane".into(),
-                message: join.to_string(),
-            }),
-        };
+        let (report, served, _) = tokio::join!(
+            running.shutdown(shutdown_timeout),
+            tokio::time::timeout(shutdown_timeout, server),
+            tokio::time::timeout(shutdown_timeout, watchdog),
+        );
         if !report.late.is_empty() {
             return Exit::ShutdownTimedOut(report.late);
         }
-        if let Err(err) = served {
-            return Exit::Failed(err);
+        if let Some((monitor, message)) = report.panicked.into_iter().next() {
+            return Exit::Failed(Error::TaskPanicked {
+                task: format!("supervisor of {monitor}"),
+                message,
+            });
         }
-        tracing::info!(reason = "DaemonStopped", daemon = %self.name, "stopped cleanly");
+        match served {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(err))) => return Exit::Failed(err),
+            Ok(Err(join)) => {
+                return Exit::Failed(Error::TaskPanicked {
+                    task: "control-plane".into(),
+                    message: join.to_string(),
+                });
+            }
+            Err(_elapsed) => return Exit::ShutdownTimedOut(vec!["control-plane".into()]),
+        }
+        tracing::info!(reason = "DaemonStopped", daemon = %name, "stopped cleanly");
         Exit::Clean
     }
 }
 
-/// Cancels monitors that were already started when start-up fails later on.
-async fn stop_early(cancel: CancellationToken, running: crate::Running, exit: Exit) -> Exit {
+/// Stops the control plane when start-up ends early.
+async fn stop_server(
+    cancel: CancellationToken,
+    server: tokio::task::JoinHandle<Result<(), Error>>,
+    exit: Exit,
+) -> Exit {
     cancel.cancel();
-    let _ = running.shutdown(Duration::from_secs(1)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
     exit
 }
 
-async fn reload(notifier: &Notifier, hook: Option<&ReloadFn>, running_status: &str) {
+async fn reload_once(notifier: &Notifier, hook: Option<&ReloadFn>, running_status: &str) {
     let Some(hook) = hook else {
         tracing::info!(
             reason = "ReloadIgnored",
@@ -349,10 +515,13 @@ async fn reload(notifier: &Notifier, hook: Option<&ReloadFn>, running_status: &s
     if let Err(err) = notifier.reloading() {
         tracing::warn!(reason = "NotifyFailed", error = %err, "cannot tell systemd we are reloading");
     }
-    match hook().await {
-        Ok(()) => tracing::info!(reason = "Reloaded", "configuration reloaded"),
-        Err(err) => {
+    match panic::call_async(|| hook()).await {
+        Ok(Ok(())) => tracing::info!(reason = "Reloaded", "configuration reloaded"),
+        Ok(Err(err)) => {
             tracing::error!(reason = "ReloadFailed", error = %err, "reload failed; keeping the running configuration")
+        }
+        Err(message) => {
+            tracing::error!(reason = "ReloadFailed", panic = %message, "the reload hook panicked; keeping the running configuration")
         }
     }
     if let Err(err) = notifier
@@ -363,32 +532,98 @@ async fn reload(notifier: &Notifier, hook: Option<&ReloadFn>, running_status: &s
     }
 }
 
+/// Starts the thread that ends the process `limit` after the first SIGINT/SIGTERM, in
+/// case the runtime cannot (a monitor blocks its only thread).
+///
+/// A thread of its own with `signal-hook`, because the runtime's own signal handling runs
+/// on the runtime's thread, which is exactly what may be blocked. Both handlers are
+/// registered through `signal-hook-registry`, so both see every signal.
+fn arm_last_resort(limit: Duration, notifier: Notifier) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("daemonkit-shutdown-bound".into())
+        .spawn(move || {
+            if signals.forever().next().is_none() {
+                return;
+            }
+            std::thread::sleep(limit);
+            tracing::error!(
+                reason = "ShutdownForced",
+                limit_ms = limit.as_millis() as u64,
+                "the daemon did not stop within the shutdown timeout; exiting now"
+            );
+            let _ = notifier.status("shutdown timed out; exiting");
+            std::process::exit(i32::from(Exit::SHUTDOWN_TIMED_OUT));
+        })?;
+    Ok(())
+}
+
 // ===== Exit =====
 
-/// How a [`DaemonBuilder::run`] ended. Converts into the process exit code.
+/// How a [`Daemon`] run ended. Converts into the process exit code:
+///
+/// | variant | code | systemd should |
+/// |---|---|---|
+/// | [`Clean`](Exit::Clean) | 0 | — |
+/// | [`ShutdownTimedOut`](Exit::ShutdownTimedOut), [`Failed`](Exit::Failed) | 1 | restart |
+/// | [`ProbeFailed`](Exit::ProbeFailed) | 69 (`EX_UNAVAILABLE`) | restart (the host may be fixed) |
+/// | [`SocketInUse`](Exit::SocketInUse) | 75 (`EX_TEMPFAIL`) | restart later (the other instance may stop) |
+/// | [`Config`](Exit::Config) | 78 (`EX_CONFIG`) | not restart (`RestartPreventExitStatus=78`) |
+///
+/// An [`Error`] converts into the `Exit` its [`kind`](Error::kind) calls for.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Exit {
     /// Stopped on SIGINT/SIGTERM, every monitor in time: exit code 0.
     Clean,
-    /// A start-up probe failed: exit code 69 (`EX_UNAVAILABLE`), nothing was started.
+    /// A start-up probe failed: exit code 69 (`EX_UNAVAILABLE`); no monitor was started.
     ProbeFailed(ProbeError),
-    /// The configuration cannot work (monitor names, systemd environment): exit code 78
-    /// (`EX_CONFIG`).
+    /// The configuration cannot work (names, limits, timeouts, the systemd environment):
+    /// exit code 78 (`EX_CONFIG`); nothing was started or touched.
     Config(Error),
-    /// These monitors did not stop before the shutdown deadline: exit code 1.
+    /// Another live process serves on the control socket: exit code 75 (`EX_TEMPFAIL`);
+    /// no monitor was started and nothing of the other instance was touched.
+    SocketInUse(Error),
+    /// These monitors did not stop before the shutdown timeout: exit code 1.
     ShutdownTimedOut(Vec<String>),
     /// Something failed at run time (the control socket, signals): exit code 1.
     Failed(Error),
 }
 
 impl Exit {
-    /// The process exit code: 0, 1, 69 or 78 (see the variants).
+    /// The exit code of [`Exit::ShutdownTimedOut`], also used when the process is ended
+    /// by the shutdown bound of [`Daemon::run_main`].
+    pub const SHUTDOWN_TIMED_OUT: u8 = 1;
+
+    /// The process exit code: 0, 1, 69, 75 or 78 (see the type's table).
     pub fn code(&self) -> u8 {
         match self {
             Exit::Clean => 0,
-            Exit::ShutdownTimedOut(_) | Exit::Failed(_) => 1,
+            Exit::ShutdownTimedOut(_) => Self::SHUTDOWN_TIMED_OUT,
+            Exit::Failed(_) => 1,
             Exit::ProbeFailed(_) => 69,
+            Exit::SocketInUse(_) => 75,
             Exit::Config(_) => 78,
+        }
+    }
+
+    /// True for [`Exit::Clean`].
+    pub fn is_clean(&self) -> bool {
+        matches!(self, Exit::Clean)
+    }
+}
+
+impl From<Error> for Exit {
+    fn from(err: Error) -> Exit {
+        match err.kind() {
+            ErrorKind::Config => Exit::Config(err),
+            ErrorKind::SocketInUse => Exit::SocketInUse(err),
+            ErrorKind::Probe => match err {
+                Error::ProbeFailed { source } => Exit::ProbeFailed(source),
+                other => Exit::Failed(other),
+            },
+            _ => Exit::Failed(err),
         }
     }
 }
@@ -405,9 +640,10 @@ impl fmt::Display for Exit {
                 Ok(())
             }
             Exit::Config(err) => write!(f, "invalid configuration: {err}"),
+            Exit::SocketInUse(err) => write!(f, "not starting: {err}"),
             Exit::ShutdownTimedOut(late) => write!(
                 f,
-                "monitors did not stop before the shutdown deadline: {}",
+                "monitors did not stop within the shutdown timeout: {}",
                 late.join(", ")
             ),
             Exit::Failed(err) => write!(f, "daemon failed: {err}"),

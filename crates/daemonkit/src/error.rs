@@ -1,13 +1,142 @@
-//! The crate's one error type.
+//! The crate's one error type, classified by [`ErrorKind`].
+//!
+//! # Design
+//!
+//! One enum whose variants carry the context a person needs (the path, the operation,
+//! the setting at fault, the operating system's error as `source`), and whose
+//! [`kind`](Error::kind) answers the question a caller can act on: is this a
+//! configuration mistake (exit 78, do not restart), another instance holding the socket,
+//! a failed prerequisite, or an I/O failure at run time? Callers match on the kind; the
+//! variants can grow without breaking them. `From<Error> for io::Error` serves callers
+//! who want the simple path.
 
+use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::probe::ProbeError;
+
+// ===== ErrorKind =====
+
+/// What kind of failure an [`Error`] is: the question a caller can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A configuration mistake — a name, a limit, a timeout, or a value in the
+    /// environment (`NOTIFY_SOCKET`, `WATCHDOG_*`, `LISTEN_FDS`). Restarting will not
+    /// help; the daemon exits with 78 (`EX_CONFIG`).
+    Config,
+    /// Another live process serves on the control socket. The daemon exits with 75
+    /// (`EX_TEMPFAIL`): it may succeed once the other instance has stopped.
+    SocketInUse,
+    /// A prerequisite probe failed. The daemon exits with 69 (`EX_UNAVAILABLE`).
+    Probe,
+    /// An operating-system call failed at run time (files, sockets, signals).
+    Io,
+    /// A task or hook failed or panicked at run time.
+    Runtime,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Config => "configuration error",
+            ErrorKind::SocketInUse => "control socket in use",
+            ErrorKind::Probe => "prerequisite failed",
+            ErrorKind::Io => "I/O error",
+            ErrorKind::Runtime => "runtime failure",
+        })
+    }
+}
+
+// ===== Op =====
+
+/// The operation an [`Error::Io`] or [`Error::TcpIo`] was doing: a typed value, so a
+/// caller can match on it; its `Display` is the phrase the error message uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Op {
+    /// Removing the control socket at …
+    RemoveSocket,
+    /// Inspecting the control socket before removing it at …
+    InspectSocketBeforeRemoval,
+    /// Binding the control socket at …
+    BindSocket,
+    /// Setting mode 0660 on the control socket at …
+    ChmodSocket,
+    /// Inspecting the newly bound control socket at …
+    InspectBoundSocket,
+    /// Moving the bound control socket into place at …
+    MoveSocketIntoPlace,
+    /// Creating the control socket's directory …
+    CreateSocketDir,
+    /// Inspecting the existing file at the control socket path …
+    InspectSocketPath,
+    /// Checking whether a process serves on the existing socket at …
+    ProbeExistingSocket,
+    /// Removing the stale control socket at …
+    RemoveStaleSocket,
+    /// Creating a private temporary directory for the control socket in …
+    CreatePrivateTempDir,
+    /// Binding the control-plane TCP listener to …
+    BindTcp,
+    /// Serving the passed control-plane TCP listener on …
+    ServeTcpListener,
+    /// Reading the local address of the control-plane TCP listener on …
+    ReadTcpAddress,
+    /// Serving the control socket at …
+    ServeSocket,
+    /// Creating the socket that sends systemd notifications to …
+    CreateNotifySocket,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::RemoveSocket => "removing the control socket at",
+            Op::InspectSocketBeforeRemoval => "inspecting the control socket before removing it at",
+            Op::BindSocket => "binding the control socket at",
+            Op::ChmodSocket => "setting mode 0660 on the control socket at",
+            Op::InspectBoundSocket => "inspecting the newly bound control socket at",
+            Op::MoveSocketIntoPlace => "moving the bound control socket into place at",
+            Op::CreateSocketDir => "creating the control socket's directory",
+            Op::InspectSocketPath => "inspecting the existing file at the control socket path",
+            Op::ProbeExistingSocket => {
+                "checking whether a process serves on the existing socket at"
+            }
+            Op::RemoveStaleSocket => "removing the stale control socket at",
+            Op::CreatePrivateTempDir => {
+                "creating a private temporary directory for the control socket in"
+            }
+            Op::BindTcp => "binding the control-plane TCP listener to",
+            Op::ServeTcpListener => "serving the passed control-plane TCP listener on",
+            Op::ReadTcpAddress => "reading the local address of the control-plane TCP listener on",
+            Op::ServeSocket => "serving the control socket at",
+            Op::CreateNotifySocket => "creating the socket that sends systemd notifications to",
+        })
+    }
+}
+
+// ===== Error =====
 
 /// Everything that can fail in daemonkit, each variant naming what failed and where.
 ///
 /// Supervision itself never fails (a crashing monitor is restarted, not reported as
 /// an `Error`); these are configuration mistakes found when a value is built, and I/O
-/// failures of the control plane, probes and systemd integration.
+/// failures of the control plane, probes and systemd integration. Ask
+/// [`kind`](Self::kind) what to do about one; see the [module docs](self) for the design.
+///
+/// # Examples
+///
+/// ```
+/// use daemonkit::{ErrorKind, RestartPolicy};
+///
+/// let err = RestartPolicy::builder().multiplier(0.5).build().unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Config);
+/// assert!(err.to_string().contains("multiplier"));
+/// let io: std::io::Error = err.into();
+/// assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput);
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -34,7 +163,7 @@ pub enum Error {
         task: String,
         /// The error it returned.
         #[source]
-        source: crate::BoxError,
+        source: crate::boxed::BoxError,
     },
     /// A child of a [`TaskGroup`](crate::TaskGroup) panicked.
     #[error("task {task:?} panicked: {message}")]
@@ -51,11 +180,18 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The tokio runtime could not be built (threads, the I/O driver).
+    #[error("cannot start the tokio runtime: {source}")]
+    RuntimeStart {
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
     /// A file-system operation on `path` failed.
     #[error("{op} {path}: {source}")]
     Io {
-        /// What was being done, e.g. `binding the control socket at`.
-        op: &'static str,
+        /// What was being done, e.g. [`Op::BindSocket`].
+        op: Op,
         /// The path involved.
         path: PathBuf,
         /// The operating system's error.
@@ -71,6 +207,21 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong and what is allowed.
         problem: String,
+    },
+    /// A prerequisite probe failed.
+    #[error("prerequisite failed: {source}")]
+    ProbeFailed {
+        /// The probe's failure, with its reason and resolution.
+        #[from]
+        source: ProbeError,
+    },
+    /// A hook of the daemon's own (reload, status, readiness, watchdog is-alive) panicked.
+    #[error("the {hook} hook panicked: {message}")]
+    HookPanicked {
+        /// Which hook, e.g. `reload`.
+        hook: &'static str,
+        /// The panic message.
+        message: String,
     },
     // ===== control plane (server) =====
     /// A live process accepts connections on the control socket path; it was left alone.
@@ -117,8 +268,8 @@ pub enum Error {
     /// A TCP operation of the control plane on `addr` failed.
     #[error("{op} {addr}: {source}")]
     TcpIo {
-        /// What was being done, e.g. `binding the control-plane TCP listener to`.
-        op: &'static str,
+        /// What was being done, e.g. [`Op::BindTcp`].
+        op: Op,
         /// The address involved.
         addr: std::net::SocketAddr,
         /// The operating system's error.
@@ -201,4 +352,78 @@ pub enum Error {
         /// What it is, e.g. `a regular file`.
         found: String,
     },
+}
+
+// ===== impl Error =====
+
+impl Error {
+    /// What kind of failure this is; see [`ErrorKind`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidPolicy { .. }
+            | Error::InvalidName { .. }
+            | Error::InvalidProbe { .. }
+            | Error::SocketPathOccupied { .. }
+            | Error::SocketPathTooLong { .. }
+            | Error::InvalidServerConfig { .. }
+            | Error::InvalidEnv { .. }
+            | Error::InvalidWatchdogInterval { .. }
+            | Error::InvalidNotifySocket { .. }
+            | Error::ListenFds { .. }
+            | Error::ListenFdKind { .. } => ErrorKind::Config,
+            Error::SocketInUse { .. } => ErrorKind::SocketInUse,
+            Error::ProbeFailed { .. } => ErrorKind::Probe,
+            Error::Signal { .. }
+            | Error::RuntimeStart { .. }
+            | Error::Io { .. }
+            | Error::TcpIo { .. }
+            | Error::Notify { .. }
+            | Error::ListenFdIo { .. } => ErrorKind::Io,
+            Error::TaskFailed { .. } | Error::TaskPanicked { .. } | Error::HookPanicked { .. } => {
+                ErrorKind::Runtime
+            }
+        }
+    }
+
+    /// The file-system path involved, when there is one (the socket path, a probed
+    /// path); `None` for failures that concern no path (a policy value, a signal).
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::InvalidProbe { path, .. }
+            | Error::SocketInUse { path }
+            | Error::SocketPathOccupied { path, .. }
+            | Error::SocketPathTooLong { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// The operating system's error behind this one, when the failure came from a
+    /// system call; `None` for configuration mistakes and failures of user code.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Error::Signal { source }
+            | Error::RuntimeStart { source }
+            | Error::Io { source, .. }
+            | Error::TcpIo { source, .. }
+            | Error::Notify { source, .. }
+            | Error::ListenFds { source }
+            | Error::ListenFdIo { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    /// Keeps the operating system's error kind when there is one; configuration mistakes
+    /// become `InvalidInput`, another instance on the socket `AddrInUse`, the rest `Other`.
+    fn from(err: Error) -> io::Error {
+        let kind = match (err.io_error(), err.kind()) {
+            (Some(source), _) => source.kind(),
+            (None, ErrorKind::Config) => io::ErrorKind::InvalidInput,
+            (None, ErrorKind::SocketInUse) => io::ErrorKind::AddrInUse,
+            (None, _) => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, err)
+    }
 }

@@ -1,26 +1,29 @@
 //! daemonkit: building blocks for long-running Linux daemons.
 //!
-//! A daemon built on daemonkit is a set of **monitors**: named async work loops that the
-//! [`supervise`] loop keeps alive — restarting them with back-off when they crash,
-//! catching their panics, escalating when a loop keeps crashing — while a
-//! [`StatusTracker`] records what each one is doing, for the control plane, metrics and
-//! logs. The wire formats (status JSON, state strings, `reason` keys) are the Go
-//! daemonkit's, so a fleet can run both side by side.
+//! A daemon built on daemonkit is a set of **monitors**: named async work loops that a
+//! [`Supervisor`] keeps alive — restarting them with back-off when they crash, catching
+//! their panics, escalating when a loop keeps crashing — while a [`StatusTracker`]
+//! records what each one is doing, for the control plane, metrics and logs. The wire
+//! formats (status JSON, state strings, `reason` keys) are the Go daemonkit's, so a fleet
+//! can run both side by side.
 //!
 //! | module | what it gives you |
 //! |---|---|
-//! | [`monitor`] | the [`Monitor`] trait and [`monitor_fn`] |
-//! | [`supervisor`] | [`supervise`], [`Supervisor`], [`RestartPolicy`] |
-//! | [`status`] | [`StatusTracker`], [`MonitorState`], [`StatusError`] |
+//! | [`monitor`] | the [`Monitor`] and [`Connectivity`] traits, [`monitor_fn`] |
+//! | [`supervisor`] | [`Supervisor`], [`Running`], [`RestartPolicy`] |
+//! | [`status`] | [`StatusTracker`], [`MonitorHandle`], [`MonitorState`], [`StatusError`] |
 //! | [`task`] | [`spawn_logged`] and [`TaskGroup`], panic-safe child tasks |
 //! | [`probe`] | [`Probe`]s of a host's prerequisites, with operator-facing reason and resolution |
 //! | [`paths`] | conventional socket and runtime-directory paths |
 //! | `server` (feature `server`) | the control plane: `/health`, `/status`, `/ready`, `/metrics`, component routes on a Unix socket |
-//! | `notify`, `watchdog`, `activation` (feature `systemd`) | sd_notify, the watchdog keepalive, socket activation |
-//! | `daemon` (feature `systemd`) | the `Daemon` runner that wires everything in the right order |
+//! | `systemd` (feature `systemd`) | sd_notify, the watchdog keepalive, socket activation |
+//! | `daemon` (feature `daemon` = `server` + `systemd`) | the `Daemon` runner that wires everything in the right order |
 //!
-//! Everything logs through `tracing` with a stable `reason` field on every record; the
-//! library installs no subscriber and prints nothing itself.
+//! Every call the kit makes into your code — a monitor's `run` (before and after it
+//! returns its future), connectivity checks, probes, listeners, hooks — is behind a panic
+//! barrier: a panic is a crash of that monitor or a failed probe or request, never the
+//! silent death of a kit task. Everything logs through `tracing` with a stable `reason`
+//! field on every record; the library installs no subscriber and prints nothing itself.
 //!
 //! # Examples
 //!
@@ -44,26 +47,27 @@
 //! });
 //!
 //! let policy = RestartPolicy::builder().initial(Duration::from_millis(10)).build().unwrap();
-//! let mut supervisor = Supervisor::new(policy);
-//! supervisor.add(worker).unwrap();
+//! let supervisor = Supervisor::builder().policy(policy).monitor(worker).build().unwrap();
+//! let tracker = supervisor.tracker().clone();
 //!
-//! let cancel = CancellationToken::new();
-//! let running = supervisor.start(&cancel);
-//! while supervisor.tracker().snapshot()["worker"].restarts == 0 {
+//! let running = supervisor.start(&CancellationToken::new());
+//! while tracker.snapshot()["worker"].restarts == 0 {
 //!     tokio::time::sleep(Duration::from_millis(5)).await;
 //! }
-//! let status = &supervisor.tracker().snapshot()["worker"];
+//! let status = &tracker.snapshot()["worker"];
 //! assert_eq!(status.state, MonitorState::Running);
 //! assert_eq!(status.last_error.as_deref(), Some("connection reset"));
 //!
-//! cancel.cancel();
-//! assert!(running.shutdown(Duration::from_secs(1)).await.late.is_empty());
+//! assert!(running.shutdown(Duration::from_secs(1)).await.is_clean());
 //! # }
 //! ```
 #![deny(missing_docs)]
 
-mod backoff;
+mod boxed;
+mod duration;
 mod error;
+mod panic;
+
 pub mod monitor;
 pub mod paths;
 pub mod probe;
@@ -75,21 +79,21 @@ pub mod task;
 pub mod server;
 
 #[cfg(feature = "systemd")]
-pub mod activation;
-#[cfg(feature = "systemd")]
-pub mod daemon;
-#[cfg(feature = "systemd")]
-pub mod notify;
-#[cfg(feature = "systemd")]
-pub mod watchdog;
+pub mod systemd;
 
-#[cfg(feature = "systemd")]
-pub use daemon::{Daemon, Exit};
-pub use error::Error;
-pub use monitor::{BoxError, BoxFuture, Monitor, monitor_fn};
+#[cfg(all(feature = "server", feature = "systemd"))]
+pub mod daemon;
+
+pub use boxed::{BoxError, BoxFuture};
+#[cfg(all(feature = "server", feature = "systemd"))]
+pub use daemon::{Daemon, DaemonBuilder, Exit};
+pub use error::{Error, ErrorKind, Op};
+pub use monitor::{Connectivity, Monitor, monitor_fn};
 pub use probe::{Probe, ProbeError, ProbeExt};
 #[cfg(feature = "server")]
 pub use server::{BoundControlPlane, ControlPlane, ControlPlaneBuilder};
-pub use status::{MonitorState, MonitorStatus, Snapshot, StatusError, StatusTracker};
-pub use supervisor::{RestartPolicy, Running, ShutdownReport, Supervisor, supervise};
+pub use status::{
+    MonitorHandle, MonitorState, MonitorStatus, Snapshot, StatusError, StatusTracker,
+};
+pub use supervisor::{RestartPolicy, Running, ShutdownReport, Supervisor};
 pub use task::{TaskGroup, spawn_logged};

@@ -2,36 +2,40 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::probe::Probe;
+pub use crate::boxed::{BoxError, BoxFuture};
+use crate::probe::{Composite, Probe, ProbeError};
 use crate::status::StatusError;
 
-/// The error a monitor's run loop returns when it crashes: any error type will do.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// A boxed, sendable future, which keeps [`Monitor`] object-safe.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A long-running async work loop with a stable name, kept alive by
-/// [`supervise`](crate::supervise).
+/// A long-running async work loop with a stable name, kept alive by the
+/// [`Supervisor`](crate::Supervisor).
+///
+/// # Writing a monitor
 ///
 /// The contract of [`run`](Self::run):
 /// - `Ok(())` is a clean exit: the monitor is marked `stopped` and not restarted;
 /// - `Err(e)` is a crash: the supervisor restarts it after a back-off;
-/// - a panic is a crash too, caught by the supervisor, never a process abort;
+/// - a panic is a crash too — in the future or in `run` itself before it returns the
+///   future — caught by the supervisor (reason `MonitorPanic`), never a process abort;
 /// - cancellation of the token means shutdown: return promptly (within the daemon's
-///   shutdown deadline) whatever you were doing.
+///   shutdown timeout) whatever you were doing.
+///
+/// **Never block the thread.** A monitor shares its runtime's threads with every other
+/// monitor, the control plane and the watchdog keepalive; on a current-thread runtime
+/// (the demo's) it shares the only one. A blocking call (`std::fs` on a hung NFS mount,
+/// `std::thread::sleep`, a blocking client library, a long computation) stalls all of
+/// them: `/health` stops answering and systemd's watchdog eventually kills the process.
+/// Put blocking work in [`tokio::task::spawn_blocking`] or a thread of its own and await
+/// its result; the kit reports a stalled runtime with reason `RuntimeStalled`.
 ///
 /// The trait is object-safe so monitors of different types live in one
-/// `Vec<Arc<dyn Monitor>>`. Optional capabilities are default methods: override
-/// [`connectivity_error`](Self::connectivity_error) (and
-/// [`reports_connectivity`](Self::reports_connectivity)) for a monitor that can be alive but
-/// failing, and [`prerequisite`](Self::prerequisite) to declare a probe that must pass before
-/// it starts.
+/// `Vec<Arc<dyn Monitor>>`. Optional capabilities are default methods: return
+/// `Some(self)` from [`connectivity`](Self::connectivity) for a monitor that can be alive
+/// but failing, and a probe from [`prerequisite`](Self::prerequisite) for one that needs
+/// something of the host before it starts.
 ///
 /// For a monitor that is just a closure, see [`monitor_fn`].
 ///
@@ -39,47 +43,60 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use daemonkit::{BoxError, BoxFuture, Monitor};
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use daemonkit::{BoxError, BoxFuture, Connectivity, Monitor, StatusError};
 /// use tokio_util::sync::CancellationToken;
 ///
-/// struct Ticker;
+/// #[derive(Default)]
+/// struct Uplink {
+///     connected: AtomicBool,
+/// }
 ///
-/// impl Monitor for Ticker {
+/// impl Monitor for Uplink {
 ///     fn name(&self) -> &str {
-///         "ticker"
+///         "uplink"
 ///     }
 ///
 ///     fn run(&self, cancel: CancellationToken) -> BoxFuture<'_, Result<(), BoxError>> {
 ///         Box::pin(async move {
-///             // Real work would loop here until cancelled.
+///             // Real work would (re)connect in a loop until cancelled.
+///             self.connected.store(true, Ordering::Relaxed);
 ///             cancel.cancelled().await;
 ///             Ok(())
 ///         })
 ///     }
+///
+///     fn connectivity(&self) -> Option<&dyn Connectivity> {
+///         Some(self)
+///     }
 /// }
 ///
-/// let monitors: Vec<Arc<dyn Monitor>> = vec![Arc::new(Ticker)];
-/// assert_eq!(monitors[0].name(), "ticker");
+/// impl Connectivity for Uplink {
+///     fn check(&self) -> Result<(), StatusError> {
+///         if self.connected.load(Ordering::Relaxed) {
+///             Ok(())
+///         } else {
+///             Err(StatusError::new("UplinkDown", "not connected to the uplink"))
+///         }
+///     }
+/// }
+///
+/// let monitors: Vec<Arc<dyn Monitor>> = vec![Arc::new(Uplink::default())];
+/// assert_eq!(monitors[0].name(), "uplink");
+/// assert!(monitors[0].connectivity().unwrap().check().is_err());
 /// ```
 pub trait Monitor: Send + Sync + 'static {
-    /// The monitor's stable, non-empty name: the key in status reports, logs and metrics.
+    /// The monitor's stable name: the key in status reports, logs and metrics. Non-empty,
+    /// at most 128 bytes, no `/`, no control characters, no leading or trailing space.
     fn name(&self) -> &str;
 
     /// Runs the work loop until it fails, finishes, or `cancel` is cancelled.
     fn run(&self, cancel: CancellationToken) -> BoxFuture<'_, Result<(), BoxError>>;
 
-    /// Whether this monitor reports connectivity through
-    /// [`connectivity_error`](Self::connectivity_error). Return `true` when you override it,
-    /// so heartbeats carry `healthy=true` while it is `None`, and status snapshots consult
-    /// it. Read once when the monitor is registered: it must not change afterwards.
-    fn reports_connectivity(&self) -> bool {
-        false
-    }
-
-    /// A problem the monitor is living with while its run loop keeps going (for example,
-    /// stuck retrying a broken connection). While `Some`, a running monitor shows as
-    /// `degraded` with this error. Called from status reads: keep it cheap and non-blocking.
-    fn connectivity_error(&self) -> Option<StatusError> {
+    /// The monitor's connectivity report, if it gives one: return `Some(self)` and
+    /// implement [`Connectivity`]. `None`, the default, means it reports none and is
+    /// healthy whenever it runs. Read once, when the monitor is registered.
+    fn connectivity(&self) -> Option<&dyn Connectivity> {
         None
     }
 
@@ -90,12 +107,73 @@ pub trait Monitor: Send + Sync + 'static {
     }
 }
 
+/// A monitor's report on what it depends on: a monitor can be alive (its run loop going)
+/// but failing (stuck retrying a broken connection), and says so here.
+///
+/// While a running monitor's [`check`](Self::check) returns `Err`, it shows as `degraded`
+/// with that error. Leave the error's `since` unset: the kit keeps the time it first saw
+/// the reason, until the check passes or reports another reason.
+pub trait Connectivity: Send + Sync {
+    /// `Ok(())` while healthy; the problem while failing. Called on every status read
+    /// and heartbeat: keep it cheap and non-blocking (read an atomic or a mutex-guarded
+    /// value the run loop keeps up to date).
+    ///
+    /// # Errors
+    ///
+    /// The operator-facing error to show while the monitor is degraded.
+    fn check(&self) -> Result<(), StatusError>;
+}
+
 impl fmt::Debug for dyn Monitor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Monitor")
             .field("name", &self.name())
             .finish()
     }
+}
+
+/// The probe of a component made of `monitors`: a [`Composite`] of every monitor's
+/// [`prerequisite`](Monitor::prerequisite), in order.
+///
+/// Returns `None` when no monitor declares one: the component has nothing to wait for
+/// and is ready at once. A `prerequisite` that panics contributes a probe that fails
+/// with reason `ProbePanicked`.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use daemonkit::{monitor_fn, Monitor};
+///
+/// let worker = monitor_fn("worker", |cancel| async move {
+///     cancel.cancelled().await;
+///     Ok(())
+/// });
+/// let monitors: Vec<Arc<dyn Monitor>> = vec![worker];
+/// assert!(daemonkit::monitor::prerequisites("workers", &monitors).is_none());
+/// ```
+pub fn prerequisites(
+    component: impl Into<String>,
+    monitors: &[Arc<dyn Monitor>],
+) -> Option<Composite> {
+    let probes: Vec<Arc<dyn Probe>> = monitors
+        .iter()
+        .filter_map(|m| match crate::panic::call(|| m.prerequisite()) {
+            Ok(probe) => probe,
+            Err(message) => {
+                let what = format!("the prerequisite of monitor {:?}", m.name());
+                let probe = crate::probe::probe_fn("panicked prerequisite", move || {
+                    let err = ProbeError::panicked(&what, &message);
+                    async move { Err(err) }
+                });
+                Some(Arc::new(probe) as Arc<dyn Probe>)
+            }
+        })
+        .collect();
+    if probes.is_empty() {
+        return None;
+    }
+    Some(Composite::from_probes(component, probes))
 }
 
 /// A [`Monitor`] built from a name and a closure; see [`monitor_fn`].

@@ -5,7 +5,6 @@
 //! around the task and turn the panic into a `reason`-tagged log record
 //! ([`spawn_logged`]) or into the group's error ([`TaskGroup`]).
 
-use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -15,19 +14,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::monitor::BoxError;
-
-/// The text of a panic payload: the `&str` or `String` passed to `panic!`, or a
-/// placeholder for other payload types.
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
-    }
-}
+use crate::boxed::BoxError;
+pub use crate::panic::panic_message;
 
 /// Spawns a best-effort task: if it panics, the panic is caught and logged with reason
 /// `TaskPanic` and the task's name, and nothing else is affected.
@@ -122,13 +110,21 @@ impl TaskGroup {
         let name = name.into();
         let token = self.token.clone();
         let first = self.first.clone();
-        let fut = task(token.clone());
+        // The closure's synchronous part runs behind the barrier too, its panic
+        // reported by the spawned task like any other.
+        let fut = crate::panic::call(|| task(token.clone()));
         self.tasks.spawn(async move {
-            let failure = match AssertUnwindSafe(fut).catch_unwind().await {
+            let outcome = match fut {
+                Ok(fut) => AssertUnwindSafe(fut)
+                    .catch_unwind()
+                    .await
+                    .map_err(|payload| panic_message(payload.as_ref())),
+                Err(message) => Err(message),
+            };
+            let failure = match outcome {
                 Ok(Ok(())) => return,
                 Ok(Err(source)) => Error::TaskFailed { task: name, source },
-                Err(payload) => {
-                    let message = panic_message(payload.as_ref());
+                Err(message) => {
                     tracing::error!(reason = "TaskPanic", task = %name, panic = %message, "task panicked");
                     Error::TaskPanicked { task: name, message }
                 }

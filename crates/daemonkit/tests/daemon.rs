@@ -1,6 +1,6 @@
 //! The Daemon runner in a real child process (`examples/sd_daemon_child.rs`): real
 //! signals, a real sd_notify datagram socket, real socket activation.
-#![cfg(feature = "systemd")]
+#![cfg(feature = "daemon")]
 
 mod common;
 
@@ -20,7 +20,11 @@ struct Child_ {
 
 impl Child_ {
     fn start(flags: &[&str]) -> Child_ {
-        let dir = tempfile::tempdir().unwrap();
+        Child_::start_in(tempfile::tempdir().unwrap(), flags, &[])
+    }
+
+    /// Starts a child in `dir` (its socket `dir/control.sock`) with extra environment.
+    fn start_in(dir: tempfile::TempDir, flags: &[&str], env: &[(&str, &str)]) -> Child_ {
         let notify_path = dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).unwrap();
         notify
@@ -33,6 +37,7 @@ impl Child_ {
             .env("NOTIFY_SOCKET", &notify_path)
             .env_remove("LISTEN_FDS")
             .env_remove("WATCHDOG_USEC")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -150,7 +155,7 @@ fn a_monitor_that_ignores_cancellation_is_named_and_the_process_still_exits() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("monitors did not stop before the shutdown deadline: stubborn"),
+        stderr.contains("monitors did not stop within the shutdown timeout: stubborn"),
         "{stderr}"
     );
     assert!(!stderr.contains("worker\n"), "{stderr}");
@@ -224,4 +229,115 @@ fn serves_the_socket_systemd_passed() {
         socket.exists(),
         "a passed socket belongs to systemd: not removed"
     );
+}
+
+/// SIGTERM to a running child; returns how long it took to exit, its code and stderr.
+fn stop_and_time(daemon: Child_) -> (Duration, i32, String) {
+    let start = Instant::now();
+    daemon.signal(rustix::process::Signal::TERM);
+    let (code, stderr) = daemon.finish(Duration::from_secs(10));
+    (start.elapsed(), code, stderr)
+}
+
+#[test]
+fn a_monitor_blocking_the_only_thread_cannot_hold_the_process_past_the_bound() {
+    let daemon = Child_::start(&["block"]);
+    daemon.until("READY=1");
+    // The blocker starts blocking 100 ms after it starts: from then on the runtime
+    // (current-thread, as `run_main` builds it) answers nothing and handles no signal.
+    std::thread::sleep(Duration::from_millis(300));
+    let (took, code, stderr) = stop_and_time(daemon);
+    // Shutdown timeout 200 ms + SHUTDOWN_MARGIN 200 ms; before 0.2 the process never
+    // exited. The bound below leaves room for a loaded machine, not for a hang.
+    assert!(took < Duration::from_secs(2), "took {took:?}: {stderr}");
+    assert_eq!(
+        code,
+        i32::from(daemonkit::Exit::SHUTDOWN_TIMED_OUT),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\"reason\":\"ShutdownForced\""), "{stderr}");
+}
+
+#[test]
+fn hung_spawn_blocking_work_cannot_hold_the_process_past_the_bound() {
+    let daemon = Child_::start(&["hang-blocking"]);
+    daemon.until("READY=1");
+    let (took, code, stderr) = stop_and_time(daemon);
+    assert!(took < Duration::from_secs(2), "took {took:?}: {stderr}");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("\"reason\":\"MonitorShutdownTimeout\",\"monitor\":\"hung-io\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_second_instance_fails_on_the_socket_before_any_monitor_runs() {
+    let first = Child_::start(&[]);
+    first.until("READY=1");
+    let dir = tempfile::tempdir().unwrap();
+    let mut second = Command::new(common::example("sd_daemon_child"))
+        .arg(&first.socket)
+        .arg("fail-probe")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("LISTEN_FDS")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = second.wait().unwrap();
+    let mut stderr = String::new();
+    second
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("another process is serving"), "{stderr}");
+    // The socket comes before the probes and the monitors: neither ran.
+    assert!(!stderr.contains("MonitorStarted"), "{stderr}");
+    assert!(!stderr.contains("StartupProbeFailed"), "{stderr}");
+    assert!(
+        health(&first.socket).starts_with("HTTP/1.1 200"),
+        "the first instance still serves"
+    );
+}
+
+#[test]
+fn a_bad_systemd_environment_is_a_configuration_error_before_anything_runs() {
+    for (variable, value) in [
+        ("WATCHDOG_USEC", "soon"),
+        ("NOTIFY_SOCKET", "relative/notify.sock"),
+        ("LISTEN_FDS", "lots"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("control.sock");
+        // Through a shell, so LISTEN_PID can name the daemon's own pid (`exec` keeps it).
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg("export LISTEN_PID=$$; exec \"$0\" \"$1\"")
+            .arg(common::example("sd_daemon_child"))
+            .arg(&socket)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("LISTEN_FDS")
+            .env_remove("WATCHDOG_USEC")
+            .env(variable, value)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let daemon = Child_ {
+            child,
+            notify: UnixDatagram::unbound().unwrap(),
+            socket: socket.clone(),
+            _dir: dir,
+        };
+        let (code, stderr) = daemon.finish(Duration::from_secs(5));
+        assert_eq!(code, 78, "{variable}={value}: {stderr}");
+        assert!(stderr.contains("invalid configuration"), "{stderr}");
+        assert!(!stderr.contains("MonitorStarted"), "{stderr}");
+        assert!(!socket.exists(), "{variable}: nothing touched on disk");
+    }
 }

@@ -163,8 +163,8 @@ fn plain(name: &'static str) -> Arc<dyn Monitor> {
 #[test]
 fn component_without_declared_prerequisites_has_no_probe() {
     let monitors = vec![plain("a"), plain("b")];
-    assert!(Composite::from_monitors("web", &monitors).is_none());
-    assert!(Composite::from_monitors("empty", &[]).is_none());
+    assert!(daemonkit::monitor::prerequisites("web", &monitors).is_none());
+    assert!(daemonkit::monitor::prerequisites("empty", &[]).is_none());
 }
 
 #[tokio::test]
@@ -175,7 +175,7 @@ async fn component_probe_gathers_the_monitors_prerequisites() {
         dir: dir.path().to_owned(),
     });
     let monitors = vec![plain("a"), good.clone()];
-    let probe = Composite::from_monitors("spooler", &monitors).unwrap();
+    let probe = daemonkit::monitor::prerequisites("spooler", &monitors).unwrap();
     assert_eq!(probe.component(), "spooler");
     assert_eq!(probe.probes().len(), 1);
     probe.check().await.unwrap();
@@ -184,7 +184,7 @@ async fn component_probe_gathers_the_monitors_prerequisites() {
         name: "bad",
         dir: dir.path().join("missing"),
     });
-    let probe = Composite::from_monitors("spooler", &[good, plain("b"), bad]).unwrap();
+    let probe = daemonkit::monitor::prerequisites("spooler", &[good, plain("b"), bad]).unwrap();
     assert_eq!(probe.probes().len(), 2);
     let err = probe.check().await.unwrap_err();
     assert_eq!(err.reason, "SpoolNotWritable");
@@ -250,12 +250,12 @@ async fn tagged_failure_becomes_a_status_error_with_the_go_json_shape() {
         .await
         .unwrap_err();
     let status: StatusError = (&err).into();
-    assert_eq!(status, err.to_status_error().with_since(status.since));
+    assert_eq!(status, err.to_status_error());
     let json = serde_json::to_value(&status).unwrap();
     assert_eq!(json["reason"], "DataDirNotWritable");
     assert_eq!(json["message"], "expected x, found y");
     assert_eq!(json["resolution"], "sudo chown app:app /var/lib/app");
-    assert!(json["since"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(json["since"], "", "unknown until a reporter first sees it");
     assert_eq!(
         err.to_string(),
         "DataDirNotWritable: expected x, found y (resolution: sudo chown app:app /var/lib/app)"
@@ -294,7 +294,7 @@ fn flaky(failures: u32) -> (impl Probe, Arc<AtomicU32>) {
 
 fn policy(deadline_ms: u64) -> RetryPolicy {
     RetryPolicy::builder()
-        .deadline(Duration::from_millis(deadline_ms))
+        .timeout(Duration::from_millis(deadline_ms))
         .initial(Duration::from_millis(100))
         .multiplier(2.0)
         .cap(Duration::from_millis(1000))
@@ -362,7 +362,7 @@ async fn retry_cancels_an_attempt_still_running_at_the_deadline() {
 #[test]
 fn retry_policy_rejects_values_that_cannot_work() {
     let cases = [
-        (RetryPolicy::builder().deadline(Duration::ZERO), "deadline"),
+        (RetryPolicy::builder().timeout(Duration::ZERO), "timeout"),
         (RetryPolicy::builder().initial(Duration::ZERO), "initial"),
         (
             RetryPolicy::builder()

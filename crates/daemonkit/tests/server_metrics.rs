@@ -14,19 +14,23 @@ use prometheus_client::registry::Registry;
 use server_support::{Server, socket_dir};
 
 /// A tracker with one monitor in each interesting state.
-fn tracker() -> StatusTracker {
+fn tracker() -> (StatusTracker, daemonkit::MonitorHandle) {
     let tracker = StatusTracker::new();
-    tracker.update("db", |s| {
+    let db = tracker.register("db").unwrap();
+    db.update(|s| {
         s.state = MonitorState::Running;
         s.restarts = 3;
     });
-    tracker.update("queue", |s| {
+    tracker.register("queue").unwrap().update(|s| {
         s.state = MonitorState::Backoff(Duration::from_secs(5));
         s.restarts = 7;
         s.consecutive_crashes = 2;
     });
-    tracker.set_state("archive", MonitorState::Stopped);
     tracker
+        .register("archive")
+        .unwrap()
+        .set_state(MonitorState::Stopped);
+    (tracker, db)
 }
 
 async fn scrape(server: &Server) -> String {
@@ -51,7 +55,7 @@ fn sample(text: &str, series: &str) -> f64 {
 #[tokio::test]
 async fn each_monitor_has_its_restarts_crashes_state_and_uptime() {
     let dir = socket_dir();
-    let tracker = tracker();
+    let (tracker, _db) = tracker();
     let server =
         Server::start(ControlPlane::builder(dir.path().join("control.sock")).metrics(&tracker))
             .await;
@@ -133,14 +137,17 @@ async fn each_monitor_has_its_restarts_crashes_state_and_uptime() {
 #[tokio::test]
 async fn metrics_are_read_from_the_tracker_at_scrape_time() {
     let dir = socket_dir();
-    let tracker = tracker();
+    let (tracker, db) = tracker();
     let server =
         Server::start(ControlPlane::builder(dir.path().join("control.sock")).metrics(&tracker))
             .await;
     let series = "daemonkit_monitor_restarts_total{monitor=\"db\"}";
     assert_eq!(sample(&scrape(&server).await, series), 3.0);
-    tracker.update("db", |s| s.restarts = 4);
-    tracker.set_state("late", MonitorState::Running);
+    db.update(|s| s.restarts = 4);
+    tracker
+        .register("late")
+        .unwrap()
+        .set_state(MonitorState::Running);
     let text = scrape(&server).await;
     assert_eq!(sample(&text, series), 4.0);
     assert_eq!(
@@ -169,7 +176,7 @@ async fn the_daemon_s_own_metrics_share_the_exposition() {
     let jobs: Counter = Counter::default();
     let mut registry = Registry::with_prefix("backupd");
     registry.register("jobs", "Backup jobs completed", jobs.clone());
-    let tracker = tracker();
+    let (tracker, _db) = tracker();
     let server = Server::start(
         ControlPlane::builder(dir.path().join("control.sock"))
             .metrics(&tracker)
@@ -193,7 +200,7 @@ async fn promtool_check_metrics_reports_no_problems() {
     let jobs: Counter = Counter::default();
     let mut registry = Registry::default();
     registry.register("backupd_jobs", "Backup jobs completed", jobs.clone());
-    let tracker = tracker();
+    let (tracker, _db) = tracker();
     let server = Server::start(
         ControlPlane::builder(dir.path().join("control.sock"))
             .metrics(&tracker)

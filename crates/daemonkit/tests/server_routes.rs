@@ -52,7 +52,10 @@ async fn status_returns_the_status_function_value_verbatim() {
 async fn status_serialises_the_tracker_snapshot() {
     let dir = socket_dir();
     let tracker = daemonkit::StatusTracker::new();
-    tracker.set_state("db", daemonkit::MonitorState::Running);
+    tracker
+        .register("db")
+        .unwrap()
+        .set_state(daemonkit::MonitorState::Running);
     let snapshot_source = tracker.clone();
     let server = Server::start(builder(&dir).status(move || snapshot_source.snapshot())).await;
     let json = server.get("/status").await.json();
@@ -235,8 +238,7 @@ async fn duplicate_component_name_is_a_startup_error() {
     let err = builder(&dir)
         .component("backup", backup_routes())
         .component("backup", Router::new())
-        .bind()
-        .await
+        .build()
         .unwrap_err();
     match err {
         Error::InvalidName { name, problem } => {
@@ -254,8 +256,7 @@ async fn reserved_component_names_are_startup_errors() {
     for name in ["health", "status", "ready", "metrics"] {
         let err = builder(&dir)
             .component(name, Router::new())
-            .bind()
-            .await
+            .build()
             .unwrap_err();
         assert!(
             matches!(&err, Error::InvalidName { name: n, .. } if n == name),
@@ -282,8 +283,7 @@ async fn invalid_component_names_are_startup_errors() {
     ] {
         let err = builder(&dir)
             .component(name, Router::new())
-            .bind()
-            .await
+            .build()
             .unwrap_err();
         assert!(
             matches!(&err, Error::InvalidName { name: n, .. } if n == name),
@@ -471,7 +471,13 @@ async fn a_tcp_address_in_use_fails_bind_and_leaves_no_socket_file() {
     let dir = socket_dir();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let err = builder(&dir).tcp(addr).bind().await.unwrap_err();
+    let err = builder(&dir)
+        .tcp(addr)
+        .build()
+        .unwrap()
+        .bind()
+        .await
+        .unwrap_err();
     match &err {
         Error::TcpIo { addr: a, .. } => assert_eq!(*a, addr),
         other => panic!("unexpected error: {other}"),
@@ -496,7 +502,7 @@ async fn invalid_limits_are_startup_errors() {
         ("max_header_bytes", builder(&dir).max_header_bytes(100)),
     ];
     for (setting, builder) in cases {
-        match builder.bind().await.unwrap_err() {
+        match builder.build().unwrap_err() {
             Error::InvalidServerConfig { setting: s, .. } => assert_eq!(s, setting),
             other => panic!("{setting}: unexpected error {other}"),
         }
@@ -507,11 +513,15 @@ async fn invalid_limits_are_startup_errors() {
 #[tokio::test]
 async fn ready_follows_the_monitors_with_monitors_ready() {
     use daemonkit::MonitorState;
-    use daemonkit::server::monitors_ready;
+    use daemonkit::status::monitors_ready;
     let dir = socket_dir();
     let tracker = daemonkit::StatusTracker::new();
-    tracker.set_state("db", MonitorState::Running);
-    tracker.update("queue", |s| {
+    tracker
+        .register("db")
+        .unwrap()
+        .set_state(MonitorState::Running);
+    let queue = tracker.register("queue").unwrap();
+    queue.update(|s| {
         s.state = MonitorState::Backoff(std::time::Duration::from_secs(5));
         s.error = Some(StatusError::new("MonitorCrash", "connection reset"));
     });
@@ -525,7 +535,7 @@ async fn ready_follows_the_monitors_with_monitors_ready() {
     assert_eq!(errors[0]["reason"], "MonitorCrash");
     assert_eq!(errors[0]["message"], "monitor queue: connection reset");
 
-    tracker.set_state("queue", MonitorState::Running);
+    queue.set_state(MonitorState::Running);
     assert_eq!(server.get("/ready").await.status, 200);
     server.stop().await.unwrap();
 }

@@ -60,7 +60,12 @@ fn socket_file_is_0660_even_with_umask_zero() {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let bound = ControlPlane::builder(&path).bind().await.unwrap();
+            let bound = ControlPlane::builder(&path)
+                .build()
+                .unwrap()
+                .bind()
+                .await
+                .unwrap();
             println!("mode={:o}", mode(bound.socket_path()));
         });
         return;
@@ -98,7 +103,12 @@ async fn binding_leaves_no_temporary_files_behind() {
 async fn a_path_too_long_for_a_socket_address_is_refused() {
     let dir = socket_dir();
     let path = dir.path().join("x".repeat(120));
-    let err = ControlPlane::builder(&path).bind().await.unwrap_err();
+    let err = ControlPlane::builder(&path)
+        .build()
+        .unwrap()
+        .bind()
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::SocketPathTooLong { .. }), "{err}");
     assert!(entries(dir.path()).is_empty());
 }
@@ -112,7 +122,12 @@ async fn refuses_to_replace_a_live_socket_and_the_first_server_keeps_serving() {
     let first = Server::start(ControlPlane::builder(&path).status(|| "first")).await;
     let before = inode(&path);
 
-    let err = ControlPlane::builder(&path).bind().await.unwrap_err();
+    let err = ControlPlane::builder(&path)
+        .build()
+        .unwrap()
+        .bind()
+        .await
+        .unwrap_err();
     match &err {
         Error::SocketInUse { path: p } => assert_eq!(p, &path),
         other => panic!("unexpected error: {other}"),
@@ -154,7 +169,12 @@ async fn refuses_a_regular_file_and_leaves_it_intact() {
     let dir = socket_dir();
     let path = dir.path().join("control.sock");
     fs::write(&path, b"precious data").unwrap();
-    let err = ControlPlane::builder(&path).bind().await.unwrap_err();
+    let err = ControlPlane::builder(&path)
+        .build()
+        .unwrap()
+        .bind()
+        .await
+        .unwrap_err();
     match &err {
         Error::SocketPathOccupied { found, .. } => assert_eq!(*found, "a regular file"),
         other => panic!("unexpected error: {other}"),
@@ -169,7 +189,12 @@ async fn refuses_a_directory_and_leaves_it_intact() {
     let path = dir.path().join("control.sock");
     fs::create_dir(&path).unwrap();
     fs::write(path.join("inside"), b"keep").unwrap();
-    let err = ControlPlane::builder(&path).bind().await.unwrap_err();
+    let err = ControlPlane::builder(&path)
+        .build()
+        .unwrap()
+        .bind()
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -192,7 +217,12 @@ async fn refuses_a_symlink_even_to_a_stale_socket_and_leaves_both_intact() {
     let path = dir.path().join("control.sock");
     std::os::unix::fs::symlink(&target, &path).unwrap();
 
-    let err = ControlPlane::builder(&path).bind().await.unwrap_err();
+    let err = ControlPlane::builder(&path)
+        .build()
+        .unwrap()
+        .bind()
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -251,7 +281,12 @@ async fn shutdown_leaves_a_regular_file_that_replaced_its_socket() {
 async fn a_bound_control_plane_dropped_without_serving_removes_its_socket() {
     let dir = socket_dir();
     let path = dir.path().join("control.sock");
-    let bound = ControlPlane::builder(&path).bind().await.unwrap();
+    let bound = ControlPlane::builder(&path)
+        .build()
+        .unwrap()
+        .bind()
+        .await
+        .unwrap();
     assert!(path.exists());
     drop(bound);
     assert!(!path.exists());
@@ -261,7 +296,12 @@ async fn a_bound_control_plane_dropped_without_serving_removes_its_socket() {
 async fn the_socket_accepts_once_bind_returns_before_serve() {
     let dir = socket_dir();
     let path = dir.path().join("control.sock");
-    let bound = ControlPlane::builder(&path).bind().await.unwrap();
+    let bound = ControlPlane::builder(&path)
+        .build()
+        .unwrap()
+        .bind()
+        .await
+        .unwrap();
     // The connection waits in the backlog; serve answers it.
     let mut conn = tokio::net::UnixStream::connect(&path).await.unwrap();
     let cancel = tokio_util::sync::CancellationToken::new();

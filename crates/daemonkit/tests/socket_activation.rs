@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use daemonkit::Error;
-use daemonkit::activation::ListenFds;
+use daemonkit::systemd::activation::ListenFds;
 
 fn socket_activate() -> Command {
     let tool = Path::new("/usr/bin/systemd-socket-activate");

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use daemonkit::{
-    BoxError, BoxFuture, Error, Monitor, MonitorState, RestartPolicy, StatusError, StatusTracker,
-    Supervisor, monitor_fn, supervise,
+    BoxError, BoxFuture, Connectivity, Error, ErrorKind, Monitor, MonitorState, RestartPolicy,
+    StatusError, StatusTracker, Supervisor, monitor_fn,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +56,35 @@ fn fast() -> RestartPolicy {
         .initial(Duration::from_millis(1))
         .build()
         .unwrap()
+}
+
+/// Runs one monitor under its own supervisor until `cancel` is cancelled or the monitor
+/// stops by itself (a clean exit), then shuts the supervisor down.
+async fn supervise(
+    monitor: Arc<dyn Monitor>,
+    tracker: StatusTracker,
+    policy: RestartPolicy,
+    cancel: CancellationToken,
+) {
+    let stopped = Arc::new(tokio::sync::Notify::new());
+    let notify = stopped.clone();
+    tracker.on_transition(move |t| {
+        if t.status.state == MonitorState::Stopped && t.from != MonitorState::Stopped {
+            notify.notify_one();
+        }
+    });
+    let running = Supervisor::builder()
+        .policy(policy)
+        .tracker(tracker)
+        .monitor(monitor)
+        .build()
+        .unwrap()
+        .start(&cancel);
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = stopped.notified() => {}
+    }
+    assert!(running.shutdown(Duration::from_secs(3600)).await.is_clean());
 }
 
 /// Spawns supervise, waits (in virtual time) until `done` holds, then cancels and joins.
@@ -345,14 +374,18 @@ impl Monitor for Flapping {
             Ok(())
         })
     }
-    fn reports_connectivity(&self) -> bool {
-        true
+    fn connectivity(&self) -> Option<&dyn Connectivity> {
+        Some(self)
     }
-    fn connectivity_error(&self) -> Option<StatusError> {
-        self.failing.load(Ordering::SeqCst).then(|| {
-            StatusError::new("UpstreamDown", "dial upstream: refused")
-                .with_resolution("check upstream")
-        })
+}
+
+impl Connectivity for Flapping {
+    fn check(&self) -> Result<(), StatusError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StatusError::new("UpstreamDown", "dial upstream: refused")
+                .with_resolution("check upstream"));
+        }
+        Ok(())
     }
 }
 
@@ -491,7 +524,7 @@ async fn jittered_backoffs_stay_within_bounds() {
     let waits: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
     assert_eq!(waits.len(), 6);
     for (i, wait) in waits.iter().enumerate() {
-        let full = policy.backoff_for(i as u32 + 1);
+        let full = policy.delay_for(i as u32 + 1);
         // Virtual time advances in whole milliseconds.
         assert!(
             *wait + Duration::from_millis(1) >= full / 2
@@ -503,43 +536,49 @@ async fn jittered_backoffs_stay_within_bounds() {
         waits
             .iter()
             .enumerate()
-            .any(|(i, w)| *w + Duration::from_millis(2) < policy.backoff_for(i as u32 + 1)),
+            .any(|(i, w)| *w + Duration::from_millis(2) < policy.delay_for(i as u32 + 1)),
         "jitter changed nothing: {waits:?}"
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn supervisor_rejects_empty_and_duplicate_names() {
-    let mut supervisor = Supervisor::new(fast());
-    let err = supervisor.add(scripted("", |_| Step::Exit).0).unwrap_err();
-    assert!(matches!(err, Error::InvalidName { .. }), "{err}");
-    supervisor.add(scripted("a", |_| Step::Exit).0).unwrap();
-    let err = supervisor.add(scripted("a", |_| Step::Exit).0).unwrap_err();
+    let build = |names: &[&str]| {
+        names
+            .iter()
+            .fold(Supervisor::builder().policy(fast()), |b, name| {
+                b.monitor(scripted(name, |_| Step::Exit).0)
+            })
+            .build()
+    };
+    for bad in ["", " padded", "a/b", "bell\u{7}"] {
+        let err = build(&[bad]).unwrap_err();
+        assert!(matches!(err, Error::InvalidName { .. }), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Config);
+    }
+    let err = build(&["a", "a"]).unwrap_err();
     assert!(err.to_string().contains("already"), "{err}");
+    assert!(build(&["a", "b"]).is_ok());
 }
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_names_monitors_that_ignore_cancellation() {
     let logs = common::capture();
-    let mut supervisor = Supervisor::new(fast());
-    supervisor
-        .add(scripted("polite", |_| Step::WaitCancel).0)
-        .unwrap();
-    supervisor
-        .add(monitor_fn("stubborn", |_cancel| async {
+    let supervisor = Supervisor::builder()
+        .policy(fast())
+        .monitor(scripted("polite", |_| Step::WaitCancel).0)
+        .monitor(monitor_fn("stubborn", |_cancel| async {
             std::future::pending::<()>().await;
             Ok(())
         }))
+        .build()
         .unwrap();
-    let cancel = CancellationToken::new();
-    let running = supervisor.start(&cancel);
+    let tracker = supervisor.tracker().clone();
+    let running = supervisor.start(&CancellationToken::new());
     tokio::time::sleep(Duration::from_millis(10)).await;
-    cancel.cancel();
+    // `shutdown` cancels by itself: nobody cancelled a token here.
     let report = running.shutdown(Duration::from_secs(10)).await;
     assert_eq!(report.late, ["stubborn"]);
     assert_eq!(logs.count("MonitorShutdownTimeout"), 1);
-    assert_eq!(
-        supervisor.tracker().get("polite").unwrap().state,
-        MonitorState::Stopped
-    );
+    assert_eq!(tracker.get("polite").unwrap().state, MonitorState::Stopped);
 }

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use daemonkit::Error;
-use daemonkit::notify::{Notifier, State};
+use daemonkit::systemd::notify::{Notifier, State};
 
 /// A datagram socket bound in a fresh temporary directory, as systemd's notify socket.
 struct Manager {

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use daemonkit::Error;
-use daemonkit::notify::Notifier;
-use daemonkit::watchdog::Watchdog;
+use daemonkit::systemd::notify::Notifier;
+use daemonkit::systemd::watchdog::Watchdog;
 use tokio::net::UnixDatagram;
 use tokio_util::sync::CancellationToken;
 

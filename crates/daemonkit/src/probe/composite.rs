@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
@@ -10,7 +9,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
 use super::{Probe, ProbeError};
-use crate::monitor::{BoxFuture, Monitor};
+use crate::boxed::BoxFuture;
 
 /// A component's prerequisites: a named set of probes that passes when every one passes.
 ///
@@ -78,37 +77,6 @@ impl Composite {
         }
     }
 
-    /// The probe of a component made of `monitors`: a composite of every monitor's
-    /// [`prerequisite`](Monitor::prerequisite), in order.
-    ///
-    /// Returns `None` when no monitor declares one: the component has nothing to wait
-    /// for and is ready at once.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use daemonkit::{monitor_fn, Monitor};
-    /// use daemonkit::probe::Composite;
-    ///
-    /// let worker = monitor_fn("worker", |cancel| async move {
-    ///     cancel.cancelled().await;
-    ///     Ok(())
-    /// });
-    /// let monitors: Vec<Arc<dyn Monitor>> = vec![worker];
-    /// assert!(Composite::from_monitors("workers", &monitors).is_none());
-    /// ```
-    pub fn from_monitors(
-        component: impl Into<String>,
-        monitors: &[Arc<dyn Monitor>],
-    ) -> Option<Self> {
-        let probes: Vec<_> = monitors.iter().filter_map(|m| m.prerequisite()).collect();
-        if probes.is_empty() {
-            return None;
-        }
-        Some(Self::from_probes(component, probes))
-    }
-
     /// Adds a probe (builder style).
     pub fn with(mut self, probe: impl Probe) -> Self {
         self.probes.push(Arc::new(probe));
@@ -141,11 +109,9 @@ impl Probe for Composite {
                 .iter()
                 .enumerate()
                 .map(|(index, probe)| {
-                    // The future is only polled and dropped here, never observed after a
-                    // panic, so no broken invariant can leak out of it.
-                    AssertUnwindSafe(probe.check())
-                        .catch_unwind()
-                        .map(move |outcome| (index, outcome))
+                    // Both the synchronous part of `check` and every poll are behind the
+                    // panic barrier: a panicking sub-probe is a failure, not an unwind.
+                    crate::panic::call_async(|| probe.check()).map(move |outcome| (index, outcome))
                 })
                 .collect();
 
@@ -154,10 +120,9 @@ impl Probe for Composite {
                 let err = match outcome {
                     Ok(Ok(())) => continue,
                     Ok(Err(err)) => err,
-                    Err(payload) => ProbeError::panicked(
-                        &format!("probe {:?}", probe.describe()),
-                        payload.as_ref(),
-                    ),
+                    Err(message) => {
+                        ProbeError::panicked(&format!("probe {:?}", probe.describe()), &message)
+                    }
                 };
                 let cancelled = running.len();
                 // Dropping the set drops every sibling's future: that is the cancellation.

@@ -19,7 +19,7 @@
 //! into the [`StatusError`] that `/status` and `/ready` report with
 //! [`ProbeError::to_status_error`]. A monitor declares the probe it needs with
 //! [`Monitor::prerequisite`](crate::Monitor::prerequisite), and
-//! [`Composite::from_monitors`] gathers a component's prerequisites into one probe.
+//! [`monitor::prerequisites`](crate::monitor::prerequisites) gathers a component's prerequisites into one probe.
 //!
 //! # Reasons
 //!
@@ -80,9 +80,8 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::monitor::{BoxError, BoxFuture};
+use crate::boxed::{BoxError, BoxFuture};
 use crate::status::StatusError;
-use crate::task::panic_message;
 
 mod composite;
 mod free_space;
@@ -192,7 +191,7 @@ impl fmt::Debug for dyn Probe {
 /// use std::time::Duration;
 /// use daemonkit::probe::{Probe, ProbeExt, RetryPolicy, WriteTest};
 ///
-/// let policy = RetryPolicy::builder().deadline(Duration::from_secs(10)).build().unwrap();
+/// let policy = RetryPolicy::builder().timeout(Duration::from_secs(10)).build().unwrap();
 /// let probe: Arc<dyn Probe> = WriteTest::new("/var/lib/app")
 ///     .tagged("DataDirNotWritable", "sudo chown app:app /var/lib/app")
 ///     .retry(policy)
@@ -384,17 +383,17 @@ impl ProbeError {
     }
 
     /// The [`StatusError`] reporting this failure on `/status` and `/ready`: the same
-    /// reason, message and resolution, beginning now.
+    /// reason, message and resolution, with `since` unknown (the reporter fills it in).
     pub fn to_status_error(&self) -> StatusError {
         StatusError::new(self.reason.clone(), self.message.clone())
             .with_resolution(self.resolution.clone())
     }
 
     /// The error a panicking probe is turned into.
-    pub(crate) fn panicked(what: &str, payload: &(dyn std::any::Any + Send)) -> Self {
+    pub(crate) fn panicked(what: &str, message: &str) -> Self {
         Self::new(
             reason::PROBE_PANICKED,
-            format!("{what} panicked: {}", panic_message(payload)),
+            format!("{what} panicked: {message}"),
         )
     }
 }
@@ -429,6 +428,46 @@ impl From<ProbeError> for StatusError {
     }
 }
 
+// ===== the panic barrier =====
+
+/// Runs `probe`'s check behind the kit's panic barrier: a panic in the synchronous part
+/// of [`Probe::check`] or in any poll of its future is a failure with reason
+/// [`ProbePanicked`](reason::PROBE_PANICKED), never an unwind into the caller. The kit
+/// runs every probe it is given this way; use it for probes you run yourself.
+///
+/// # Examples
+///
+/// ```
+/// use daemonkit::BoxFuture;
+/// use daemonkit::probe::{self, Probe, ProbeError};
+///
+/// struct Broken;
+/// impl Probe for Broken {
+///     fn check(&self) -> BoxFuture<'_, Result<(), ProbeError>> {
+///         panic!("before any future exists")
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let err = probe::check_caught(&Broken).await.unwrap_err();
+/// assert_eq!(err.reason, "ProbePanicked");
+/// # }
+/// ```
+pub async fn check_caught(probe: &dyn Probe) -> Result<(), ProbeError> {
+    match crate::panic::call_async(|| probe.check()).await {
+        Ok(result) => result,
+        Err(message) => {
+            let describe = crate::panic::call(|| probe.describe().into_owned())
+                .unwrap_or_else(|_| "a probe".to_owned());
+            Err(ProbeError::panicked(
+                &format!("probe {describe:?}"),
+                &message,
+            ))
+        }
+    }
+}
+
 // ===== helpers for the built-in probes =====
 
 /// Runs blocking file-system or user-database work on tokio's blocking pool (see the
@@ -443,7 +482,10 @@ where
 {
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result,
-        Err(join) if join.is_panic() => Err(ProbeError::panicked(what, join.into_panic().as_ref())),
+        Err(join) if join.is_panic() => Err(ProbeError::panicked(
+            what,
+            &crate::panic::panic_message(join.into_panic().as_ref()),
+        )),
         Err(join) => Err(ProbeError::failed(format!(
             "{what} did not run: the runtime is shutting down"
         ))

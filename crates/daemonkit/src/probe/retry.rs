@@ -5,18 +5,18 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Probe, ProbeError, reason};
+use super::{Probe, ProbeError, check_caught, reason};
 use crate::Error;
-use crate::backoff::Backoff;
+use crate::duration::go_duration;
 use crate::monitor::BoxFuture;
-use crate::status::go_duration;
+use crate::supervisor::backoff::Backoff;
 
 // ===== RetryPolicy =====
 
 /// How a [`Retry`] spaces its attempts and when it gives up.
 ///
 /// The delay after the `n`-th failed attempt is `initial × multiplier^(n−1)`, capped at
-/// `cap`; the retry gives up at `deadline` after the first attempt started.
+/// `cap`; the retry gives up `timeout` after the first attempt started.
 /// `RetryPolicy::default()` retries for up to 30 s, starting at 250 ms and doubling up to
 /// 5 s — time for a mount, a network or a sibling service to come up during boot, well
 /// inside systemd's default 90 s start timeout. Build another with
@@ -29,7 +29,7 @@ use crate::status::go_duration;
 /// use daemonkit::probe::RetryPolicy;
 ///
 /// let policy = RetryPolicy::builder()
-///     .deadline(Duration::from_secs(10))
+///     .timeout(Duration::from_secs(10))
 ///     .initial(Duration::from_millis(100))
 ///     .multiplier(3.0)
 ///     .cap(Duration::from_secs(1))
@@ -39,19 +39,19 @@ use crate::status::go_duration;
 /// assert_eq!(policy.delay_for(2), Duration::from_millis(300));
 /// assert_eq!(policy.delay_for(4), Duration::from_secs(1));
 ///
-/// let err = RetryPolicy::builder().deadline(Duration::ZERO).build().unwrap_err();
-/// assert!(err.to_string().contains("deadline"));
+/// let err = RetryPolicy::builder().timeout(Duration::ZERO).build().unwrap_err();
+/// assert!(err.to_string().contains("timeout"));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
-    deadline: Duration,
+    timeout: Duration,
     backoff: Backoff,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            deadline: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
             backoff: Backoff {
                 initial: Duration::from_millis(250),
                 multiplier: 2.0,
@@ -70,8 +70,8 @@ impl RetryPolicy {
     }
 
     /// How long after the first attempt began the retry gives up.
-    pub fn deadline(&self) -> Duration {
-        self.deadline
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The delay after the first failed attempt.
@@ -104,8 +104,8 @@ pub struct RetryPolicyBuilder {
 
 impl RetryPolicyBuilder {
     /// How long after the first attempt began to give up (default 30 s). Must be non-zero.
-    pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.policy.deadline = deadline;
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.policy.timeout = timeout;
         self
     }
 
@@ -132,13 +132,13 @@ impl RetryPolicyBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidPolicy`] naming the first field that cannot work: a zero
-    /// `deadline` or `initial`, a `cap` below `initial`, or a `multiplier` below 1 (or not
+    /// `timeout` or `initial`, a `cap` below `initial`, or a `multiplier` below 1 (or not
     /// a number).
     pub fn build(self) -> Result<RetryPolicy, Error> {
         let p = self.policy;
         let invalid = |field, problem: String| Err(Error::InvalidPolicy { field, problem });
-        if p.deadline.is_zero() {
-            return invalid("deadline", "must be greater than zero".into());
+        if p.timeout.is_zero() {
+            return invalid("timeout", "must be greater than zero".into());
         }
         p.backoff.validate()?;
         Ok(p)
@@ -147,7 +147,7 @@ impl RetryPolicyBuilder {
 
 // ===== Retry =====
 
-/// Wraps a probe and retries it with back-off until it passes or the policy's deadline
+/// Wraps a probe and retries it with back-off until it passes or the policy's timeout
 /// passes.
 ///
 /// A prerequisite is often not met *yet* at boot: the volume is still mounting, the
@@ -216,7 +216,7 @@ impl<P: Probe> Retry<P> {
             reason = "ProbeGaveUp",
             probe = %self.inner.describe(),
             attempts,
-            deadline = %go_duration(self.policy.deadline),
+            timeout = %go_duration(self.policy.timeout),
             probe_reason = %err.reason,
             "probe still failing at the retry deadline: {}",
             err.message
@@ -228,12 +228,12 @@ impl<P: Probe> Retry<P> {
 impl<P: Probe> Probe for Retry<P> {
     fn check(&self) -> BoxFuture<'_, Result<(), ProbeError>> {
         Box::pin(async move {
-            let deadline = Instant::now() + self.policy.deadline;
+            let deadline = Instant::now() + self.policy.timeout;
             let mut last: Option<ProbeError> = None;
             let mut attempt: u32 = 0;
             loop {
                 attempt = attempt.saturating_add(1);
-                let err = match tokio::time::timeout_at(deadline, self.inner.check()).await {
+                let err = match tokio::time::timeout_at(deadline, check_caught(&self.inner)).await {
                     Ok(Ok(())) => {
                         if attempt > 1 {
                             tracing::info!(
@@ -253,7 +253,7 @@ impl<P: Probe> Probe for Retry<P> {
                                 format!(
                                     "{}: did not finish within the retry deadline of {}",
                                     self.inner.describe(),
-                                    go_duration(self.policy.deadline)
+                                    go_duration(self.policy.timeout)
                                 ),
                             )
                         });

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use super::{Probe, ProbeError};
+use super::{Probe, ProbeError, check_caught};
 use crate::monitor::BoxFuture;
 
 /// Wraps a probe and attaches an operator-facing `reason` and `resolution` to its failure.
@@ -68,7 +68,7 @@ impl<P: Probe> Tagged<P> {
 impl<P: Probe> Probe for Tagged<P> {
     fn check(&self) -> BoxFuture<'_, Result<(), ProbeError>> {
         Box::pin(async move {
-            self.inner.check().await.map_err(|mut err| {
+            check_caught(&self.inner).await.map_err(|mut err| {
                 if !self.reason.is_empty() {
                     err.reason.clone_from(&self.reason);
                 }

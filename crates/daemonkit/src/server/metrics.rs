@@ -84,8 +84,8 @@ impl Collector for KitCollector {
             None,
             MetricType::Counter,
         )?;
-        for (name, status) in &snapshot {
-            let labels = [("monitor", name.as_ref())];
+        for (name, status) in snapshot.iter() {
+            let labels = [("monitor", name)];
             ConstCounter::new(status.restarts).encode(family.encode_family(&labels)?)?;
         }
 
@@ -95,8 +95,8 @@ impl Collector for KitCollector {
             None,
             MetricType::Gauge,
         )?;
-        for (name, status) in &snapshot {
-            let labels = [("monitor", name.as_ref())];
+        for (name, status) in snapshot.iter() {
+            let labels = [("monitor", name)];
             ConstGauge::new(i64::from(status.consecutive_crashes))
                 .encode(family.encode_family(&labels)?)?;
         }
@@ -107,10 +107,10 @@ impl Collector for KitCollector {
             None,
             MetricType::Gauge,
         )?;
-        for (name, status) in &snapshot {
+        for (name, status) in snapshot.iter() {
             let current = status.state.kind();
             for state in STATES {
-                let labels = [("monitor", name.as_ref()), ("state", state)];
+                let labels = [("monitor", name), ("state", state)];
                 ConstGauge::new(i64::from(state == current))
                     .encode(family.encode_family(&labels)?)?;
             }
@@ -122,8 +122,8 @@ impl Collector for KitCollector {
             Some(&Unit::Seconds),
             MetricType::Gauge,
         )?;
-        for (name, status) in &snapshot {
-            let labels = [("monitor", name.as_ref())];
+        for (name, status) in snapshot.iter() {
+            let labels = [("monitor", name)];
             let uptime = status.running_since().map_or(0.0, |since| {
                 now.duration_since(since).as_secs_f64().max(0.0)
             });

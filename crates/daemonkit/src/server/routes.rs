@@ -25,7 +25,7 @@ use hyper::body::{Body as _, Incoming};
 use hyper::server::conn::http1;
 use serde::Serialize;
 
-use super::Limits;
+use super::builder::Limits;
 use super::conn::ConnClock;
 use super::metrics::Metrics;
 use crate::StatusError;

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use rustix::io::Errno;
 
 use crate::Error;
+use crate::error::Op;
 
 /// The longest path a Unix socket address holds on Linux: `sun_path` is 108 bytes and
 /// the standard library keeps one for the terminating NUL.
@@ -69,7 +70,7 @@ impl SocketFile {
                     Ok(()) => Ok(true),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
                     Err(source) => Err(Error::Io {
-                        op: "removing the control socket at",
+                        op: Op::RemoveSocket,
                         path: self.path.clone(),
                         source,
                     }),
@@ -78,7 +79,7 @@ impl SocketFile {
             Ok(_) => Ok(false),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(source) => Err(Error::Io {
-                op: "inspecting the control socket before removing it at",
+                op: Op::InspectSocketBeforeRemoval,
                 path: self.path.clone(),
                 source,
             }),
@@ -117,20 +118,20 @@ pub(crate) fn bind(path: &Path) -> Result<(UnixListener, SocketFile), Error> {
 
     let temp = TempDir::create(parent)?;
     let listener = UnixListener::bind(&temp.socket).map_err(|source| Error::Io {
-        op: "binding the control socket at",
+        op: Op::BindSocket,
         path: temp.socket.clone(),
         source,
     })?;
     fs::set_permissions(&temp.socket, Permissions::from_mode(SOCKET_MODE)).map_err(|source| {
         Error::Io {
-            op: "setting mode 0660 on the control socket at",
+            op: Op::ChmodSocket,
             path: temp.socket.clone(),
             source,
         }
     })?;
     // Renaming keeps the inode, so this identifies the file that ends up at `path`.
     let meta = fs::symlink_metadata(&temp.socket).map_err(|source| Error::Io {
-        op: "inspecting the newly bound control socket at",
+        op: Op::InspectBoundSocket,
         path: temp.socket.clone(),
         source,
     })?;
@@ -156,7 +157,7 @@ pub(crate) fn bind(path: &Path) -> Result<(UnixListener, SocketFile), Error> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(source) => {
                 return Err(Error::Io {
-                    op: "moving the bound control socket into place at",
+                    op: Op::MoveSocketIntoPlace,
                     path: path.to_owned(),
                     source,
                 });
@@ -194,7 +195,7 @@ fn ensure_dir(dir: &Path) -> Result<(), Error> {
             fs::set_permissions(dir, Permissions::from_mode(DIR_MODE))
         });
     created.map_err(|source| Error::Io {
-        op: "creating the control socket's directory",
+        op: Op::CreateSocketDir,
         path: dir.to_owned(),
         source,
     })?;
@@ -224,7 +225,7 @@ fn inspect(path: &Path) -> Result<Existing, Error> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Existing::Absent),
         Err(source) => {
             return Err(Error::Io {
-                op: "inspecting the existing file at the control socket path",
+                op: Op::InspectSocketPath,
                 path: path.to_owned(),
                 source,
             });
@@ -251,7 +252,7 @@ fn inspect(path: &Path) -> Result<Existing, Error> {
         }),
         Err(Errno::NOENT) => Ok(Existing::Absent),
         Err(errno) => Err(Error::Io {
-            op: "checking whether a process serves on the existing socket at",
+            op: Op::ProbeExistingSocket,
             path: path.to_owned(),
             source: errno.into(),
         }),
@@ -284,7 +285,7 @@ fn remove_stale(path: &Path, dev: u64, ino: u64) -> Result<(), Error> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(source) => {
             return Err(Error::Io {
-                op: "removing the stale control socket at",
+                op: Op::RemoveStaleSocket,
                 path: path.to_owned(),
                 source,
             });
@@ -358,7 +359,7 @@ impl TempDir {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
                 Err(source) => {
                     return Err(Error::Io {
-                        op: "creating a private temporary directory for the control socket in",
+                        op: Op::CreatePrivateTempDir,
                         path: parent.to_owned(),
                         source,
                     });
@@ -366,7 +367,7 @@ impl TempDir {
             }
         }
         Err(Error::Io {
-            op: "creating a private temporary directory for the control socket in",
+            op: Op::CreatePrivateTempDir,
             path: parent.to_owned(),
             source: last_error.unwrap_or_else(|| io::ErrorKind::AlreadyExists.into()),
         })

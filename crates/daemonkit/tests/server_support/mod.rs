@@ -28,7 +28,12 @@ pub struct Server {
 impl Server {
     /// Binds `builder` and serves it on a spawned task.
     pub async fn start(builder: ControlPlaneBuilder) -> Server {
-        let bound = builder.bind().await.expect("bind the control plane");
+        let bound = builder
+            .build()
+            .expect("a valid control-plane configuration")
+            .bind()
+            .await
+            .expect("bind the control plane");
         let path = bound.socket_path().to_owned();
         let tcp = bound.tcp_addr();
         let cancel = CancellationToken::new();

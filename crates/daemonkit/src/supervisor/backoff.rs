@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::Error;
-use crate::status::go_duration;
+use crate::duration::go_duration;
 
 /// `initial × multiplier^(n−1)`, capped: the delay after the `n`-th consecutive failure.
 #[derive(Debug, Clone, Copy, PartialEq)]

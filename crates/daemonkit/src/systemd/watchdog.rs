@@ -10,8 +10,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use daemonkit::notify::Notifier;
-//! use daemonkit::watchdog::Watchdog;
+//! use daemonkit::systemd::notify::Notifier;
+//! use daemonkit::systemd::watchdog::Watchdog;
 //! use tokio_util::sync::CancellationToken;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -46,7 +46,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::notify::Notifier;
+use crate::systemd::notify::Notifier;
 
 /// The environment variable holding the watchdog interval in microseconds.
 pub const WATCHDOG_USEC: &str = "WATCHDOG_USEC";

@@ -24,7 +24,7 @@
 //!
 //! ```
 //! use std::os::unix::net::UnixDatagram;
-//! use daemonkit::notify::Notifier;
+//! use daemonkit::systemd::notify::Notifier;
 //!
 //! // Stand in for systemd: bind a datagram socket and point a notifier at it.
 //! let dir = std::env::temp_dir().join(format!("daemonkit-notify-doc-{}", std::process::id()));
@@ -55,6 +55,7 @@ use std::time::Duration;
 use sd_notify::NotifyState;
 
 use crate::Error;
+use crate::error::Op;
 
 /// The environment variable in which systemd names its notify socket.
 pub const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
@@ -190,7 +191,7 @@ impl State<'_> {
 /// ```
 /// use std::os::unix::net::UnixDatagram;
 /// use std::time::Duration;
-/// use daemonkit::notify::{Notifier, State};
+/// use daemonkit::systemd::notify::{Notifier, State};
 ///
 /// let dir = std::env::temp_dir().join(format!("daemonkit-notifier-doc-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir)?;
@@ -310,7 +311,7 @@ impl Notifier {
         let socket = UnixDatagram::unbound()
             .and_then(|s| s.set_write_timeout(Some(SEND_TIMEOUT)).map(|()| s))
             .map_err(|source| Error::Io {
-                op: "creating the socket that sends systemd notifications to",
+                op: Op::CreateNotifySocket,
                 path: label.clone().into(),
                 source,
             })?;
@@ -391,7 +392,7 @@ impl Notifier {
     }
 
     /// Sends `WATCHDOG=1`, the keepalive for `WatchdogSec=`. See
-    /// [`Watchdog`](crate::watchdog::Watchdog) for a task that sends it on schedule.
+    /// [`Watchdog`](crate::systemd::watchdog::Watchdog) for a task that sends it on schedule.
     ///
     /// # Errors
     ///

@@ -15,7 +15,7 @@
 //! nothing:
 //!
 //! ```no_run
-//! use daemonkit::activation::ListenFds;
+//! use daemonkit::systemd::activation::ListenFds;
 //! use std::os::unix::net::UnixListener;
 //!
 //! let mut passed = ListenFds::from_env()?;
@@ -71,7 +71,7 @@ static CLAIMED: AtomicBool = AtomicBool::new(false);
 /// ```
 /// use std::os::fd::OwnedFd;
 /// use std::os::unix::net::UnixListener;
-/// use daemonkit::activation::ListenFds;
+/// use daemonkit::systemd::activation::ListenFds;
 ///
 /// let dir = std::env::temp_dir().join(format!("daemonkit-activation-doc-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir)?;

@@ -1,0 +1,378 @@
+//! [`ControlPlaneBuilder`]: every setting of the control plane, checked by
+//! [`build`](ControlPlaneBuilder::build).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::os::unix::net::UnixListener as StdUnixListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use super::routes::{self, App, ReadyFn, StatusFn};
+use super::{ControlPlane, RESERVED, metrics};
+use crate::{Error, StatusError, StatusTracker};
+
+// ===== Limits =====
+
+/// The hardening limits, with the documented defaults.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) body_limit: usize,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            body_limit: 1024 * 1024,
+            max_header_bytes: 16 * 1024,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Limits {
+    fn validate(&self) -> Result<(), Error> {
+        let invalid = |setting, problem: &str| {
+            Err(Error::InvalidServerConfig {
+                setting,
+                problem: problem.to_owned(),
+            })
+        };
+        if self.header_read_timeout.is_zero() {
+            return invalid(
+                "header_read_timeout",
+                "must be longer than zero (zero would close every connection at once)",
+            );
+        }
+        if self.idle_timeout.is_zero() {
+            return invalid(
+                "idle_timeout",
+                "must be longer than zero (zero would close every connection after its first response)",
+            );
+        }
+        if self.max_connections == 0 || self.max_connections > Semaphore::MAX_PERMITS {
+            return invalid(
+                "max_connections",
+                "must be at least 1 (and below 2^61); the default is 1024",
+            );
+        }
+        if self.max_header_bytes < 1024 {
+            return invalid(
+                "max_header_bytes",
+                "must be at least 1024 bytes, or ordinary requests would be refused; the default is 16 KiB",
+            );
+        }
+        Ok(())
+    }
+}
+
+// ===== ControlPlaneBuilder =====
+
+/// Configures a control plane; [`bind`](Self::bind) checks the configuration and starts
+/// listening.
+///
+/// Created by [`ControlPlane::builder`]. Every method has a default, so
+/// `ControlPlane::builder(path).bind()` alone gives a working, hardened server.
+///
+/// Configuration mistakes (a bad component name, a zero timeout) are reported by `bind`,
+/// before anything is created on disk.
+pub struct ControlPlaneBuilder {
+    pub(super) socket_path: PathBuf,
+    pub(super) listener: Option<StdUnixListener>,
+    pub(super) tcp: Option<TcpSource>,
+    pub(super) status: Option<StatusFn>,
+    pub(super) ready: Option<ReadyFn>,
+    pub(super) components: Vec<(String, Router)>,
+    pub(super) tracker: Option<StatusTracker>,
+    pub(super) registry: Option<Registry>,
+    pub(super) limits: Limits,
+    /// The first configuration mistake, reported by `bind`.
+    pub(super) invalid: Option<Error>,
+}
+
+pub(super) enum TcpSource {
+    Addr(SocketAddr),
+    Listener(std::net::TcpListener),
+}
+
+impl fmt::Debug for ControlPlaneBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ControlPlaneBuilder")
+            .field("socket_path", &self.socket_path)
+            .field("listener", &self.listener)
+            .field(
+                "tcp",
+                &self.tcp.as_ref().map(|tcp| match tcp {
+                    TcpSource::Addr(addr) => format!("bind {addr}"),
+                    TcpSource::Listener(l) => format!("listener {:?}", l.local_addr().ok()),
+                }),
+            )
+            .field("status", &self.status.is_some())
+            .field("ready", &self.ready.is_some())
+            .field(
+                "components",
+                &self.components.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("metrics", &self.tracker.is_some())
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControlPlaneBuilder {
+    /// Sets the function whose value `GET /status` returns, serialised to JSON as it is.
+    ///
+    /// It is called once per request, on the connection's task: keep it quick and
+    /// non-blocking (a snapshot of in-memory state, typically
+    /// `move || tracker.snapshot()`). A panic in it, or a value that cannot be serialised,
+    /// is answered with a 500 and logged with reason `ControlPlaneStatusFailed`.
+    ///
+    /// Without one, `/status` answers `{}`.
+    pub fn status<T, F>(mut self, status: F) -> Self
+    where
+        F: Fn() -> T + Send + Sync + 'static,
+        T: Serialize,
+    {
+        self.status = Some(Arc::new(move |buf: &mut Vec<u8>| {
+            serde_json::to_writer(&mut *buf, &status())
+        }));
+        self
+    }
+
+    /// Sets the readiness check behind `GET /ready`: `Ok(())` answers 200
+    /// `{"status":"ready"}`, `Err(errors)` answers 503
+    /// `{"status":"not ready","errors":[…]}` with the errors as [`StatusError`] JSON.
+    ///
+    /// Without one, `/ready` always answers 200. Like the status function, it runs on
+    /// every request and must be quick; `/health` never calls it. [`monitors_ready`]
+    /// checks that every monitor of a tracker is running.
+    pub fn ready<F>(mut self, ready: F) -> Self
+    where
+        F: Fn() -> Result<(), Vec<StatusError>> + Send + Sync + 'static,
+    {
+        self.ready = Some(Arc::new(ready));
+        self
+    }
+
+    /// Mounts a component's routes under `/<name>/`: a route `/jobs` of component
+    /// `backup` answers at `/backup/jobs` (the router sees the path without the prefix).
+    ///
+    /// Because every component gets its own prefix, no component can answer
+    /// `/health`, `/status`, `/ready`, `/metrics` or another component's paths. The
+    /// router's state must already be applied (`Router<()>`). Request bodies are capped by
+    /// [`body_limit`](Self::body_limit) for component routes too.
+    ///
+    /// # Errors
+    ///
+    /// [`bind`](Self::bind) fails with [`Error::InvalidName`] when `name` is empty, longer
+    /// than 64 bytes, has a character other than `a-z`, `0-9`, `_` and `-`, is one of the
+    /// reserved names `health`, `status`, `ready`, `metrics`, or was mounted already.
+    pub fn component(mut self, name: impl Into<String>, routes: Router) -> Self {
+        let name = name.into();
+        match self.check_component_name(&name) {
+            Ok(()) => self.components.push((name, routes)),
+            Err(problem) => {
+                self.invalid
+                    .get_or_insert(Error::InvalidName { name, problem });
+            }
+        }
+        self
+    }
+
+    fn check_component_name(&self, name: &str) -> Result<(), &'static str> {
+        if name.is_empty() {
+            return Err("a component name must not be empty");
+        }
+        if name.len() > 64 {
+            return Err("a component name must be at most 64 bytes long");
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
+            return Err(
+                "a component name may contain only lower-case letters a-z, digits, `_` and `-`",
+            );
+        }
+        if RESERVED.contains(&name) {
+            return Err(
+                "this name is a built-in route (health, status, ready, metrics); choose another component name",
+            );
+        }
+        if self.components.iter().any(|(taken, _)| taken == name) {
+            return Err("a component with this name is already mounted");
+        }
+        Ok(())
+    }
+
+    /// Exposes the monitors of `tracker` on `GET /metrics`, read at scrape time:
+    ///
+    /// - `daemonkit_monitor_restarts_total{monitor}` (counter): restarts after a crash;
+    /// - `daemonkit_monitor_consecutive_crashes{monitor}` (gauge): the current crash streak;
+    /// - `daemonkit_monitor_state{monitor,state}` (gauge): 1 for the current state
+    ///   (`running`, `degraded`, `backoff`, `stopped`), 0 for the other three;
+    /// - `daemonkit_monitor_uptime_seconds{monitor}` (gauge): time since the current run
+    ///   began, 0 when not running.
+    ///
+    /// `daemonkit_build_info{version}` is always exposed, with or without a tracker.
+    pub fn metrics(mut self, tracker: &StatusTracker) -> Self {
+        self.tracker = Some(tracker.clone());
+        self
+    }
+
+    /// Adds the daemon's own metrics to `GET /metrics`: everything registered in
+    /// `registry` is encoded after the kit's metrics.
+    ///
+    /// Register the metrics first and keep handles to them (prometheus-client metrics
+    /// are cheap to clone and share their value); update them while the server runs.
+    /// The kit's metrics are encoded from a separate registry, so a prefix or labels on
+    /// this one do not rename them.
+    ///
+    /// ```
+    /// use prometheus_client::metrics::counter::Counter;
+    /// use prometheus_client::registry::Registry;
+    /// use daemonkit::server::ControlPlane;
+    ///
+    /// let jobs: Counter = Counter::default();
+    /// let mut registry = Registry::default();
+    /// registry.register("backup_jobs", "Backup jobs completed", jobs.clone());
+    /// let builder = ControlPlane::builder("/run/backupd/control.sock").registry(registry);
+    /// jobs.inc(); // appears as `backup_jobs_total 1` on the next scrape
+    /// # drop(builder);
+    /// ```
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Serves `listener` (typically passed by systemd socket activation, see
+    /// [`crate::activation`]) instead of binding the socket path.
+    ///
+    /// The socket file belongs to whoever created it: it is neither checked, nor chmod-ed,
+    /// nor removed on shutdown.
+    pub fn listener(mut self, listener: StdUnixListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Also serves the same routes over TCP on `addr` (e.g. `127.0.0.1:9464`), for
+    /// Kubernetes `httpGet` probes and Prometheus scrapes. Off unless set.
+    ///
+    /// Port 0 picks a free port; [`BoundControlPlane::tcp_addr`] tells which. TCP
+    /// connections share the connection cap with the Unix socket.
+    pub fn tcp(mut self, addr: SocketAddr) -> Self {
+        self.tcp = Some(TcpSource::Addr(addr));
+        self
+    }
+
+    /// Also serves the same routes on an already listening TCP socket (e.g. one passed
+    /// by systemd socket activation).
+    pub fn tcp_listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.tcp = Some(TcpSource::Listener(listener));
+        self
+    }
+
+    /// How long a client has to send a complete request head, counted from the connection
+    /// or from the first byte after an idle period. Default 5 s.
+    ///
+    /// This is the defence against slowloris: a client trickling a request head is closed
+    /// when it runs out, however slowly it sends.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a keep-alive connection may wait for its next request before it is closed.
+    /// Default 60 s.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.idle_timeout = timeout;
+        self
+    }
+
+    /// The most connections open at once, Unix and TCP together. Default 1024.
+    ///
+    /// A connection beyond the cap is accepted and closed at once (logged once per burst
+    /// with reason `ControlPlaneConnectionRejected`), so excess clients fail fast instead
+    /// of waiting in an unbounded queue.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.limits.max_connections = max;
+        self
+    }
+
+    /// The largest request body accepted, in bytes; a larger one is answered with 413.
+    /// Default 1 MiB.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.limits.body_limit = bytes;
+        self
+    }
+
+    /// The largest request head (request line and headers) accepted, in bytes; a larger
+    /// one is answered with 431 and the connection closed. Default 16 KiB, at least 1 KiB.
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_header_bytes = bytes;
+        self
+    }
+
+    /// How long requests in flight may take to finish after cancellation before their
+    /// connections are closed. Default 5 s.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.limits.shutdown_grace = grace;
+        self
+    }
+
+    /// Checks the configuration: component names and limits. Nothing is touched on disk;
+    /// [`ControlPlane::bind`] does that.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] for a bad or duplicate component name and
+    /// [`Error::InvalidServerConfig`] for a limit that cannot work (both of kind
+    /// [`Config`](crate::ErrorKind::Config)).
+    pub fn build(self) -> Result<ControlPlane, Error> {
+        if let Some(invalid) = self.invalid {
+            return Err(invalid);
+        }
+        self.limits.validate()?;
+
+        let mut components = Router::new();
+        for (name, routes) in self.components {
+            // Cannot panic: the name was checked to be a non-empty, slash-free, unique
+            // segment, so the prefix is valid and overlaps no other route.
+            components = components.nest(
+                &format!("/{name}"),
+                routes.layer(DefaultBodyLimit::max(self.limits.body_limit)),
+            );
+        }
+        let components = components
+            .fallback(routes::not_found)
+            .method_not_allowed_fallback(routes::wrong_method);
+        let metrics = metrics::Metrics::new(self.tracker, self.registry);
+        let app = Arc::new(App::new(
+            self.limits,
+            self.status,
+            self.ready,
+            metrics,
+            components,
+        ));
+        Ok(ControlPlane {
+            app,
+            socket_path: self.socket_path,
+            listener: self.listener,
+            tcp: self.tcp,
+        })
+    }
+}

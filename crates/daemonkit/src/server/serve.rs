@@ -1,0 +1,209 @@
+//! [`BoundControlPlane::serve`]: the accept loop, the connection cap and the graceful
+//! shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream, UnixStream};
+use tokio::sync::Semaphore;
+use tokio::task::{JoinError, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use super::BoundControlPlane;
+use super::conn::{self, Peer};
+use crate::Error;
+
+/// How long the accept loop pauses after running out of file descriptors or memory, so it
+/// does not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A connection just accepted.
+enum Accepted {
+    Unix(UnixStream),
+    Tcp(TcpStream, SocketAddr),
+}
+
+impl BoundControlPlane {
+    /// Answers requests until `cancel` is cancelled, then shuts down: stops accepting,
+    /// closes the connections with no request in flight (idle, or still sending a request
+    /// head), lets requests in flight finish for up to the shutdown grace, closes the
+    /// remaining connections, and removes the socket file if it is still the one it
+    /// created.
+    ///
+    /// Failures of single connections (a client that resets, a malformed request, a
+    /// timeout) are logged at debug level and never end the server.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the socket file cannot be removed at shutdown (it is still this
+    /// server's, e.g. the directory became read-only).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future instead of cancelling the token closes every connection
+    /// abruptly and removes the socket file (if still ours) without waiting.
+    pub async fn serve(self, cancel: CancellationToken) -> Result<(), Error> {
+        let BoundControlPlane {
+            app,
+            unix,
+            tcp,
+            socket_path,
+            socket_file,
+            tcp_addr,
+        } = self;
+        let limits = app.limits;
+        let permits = Arc::new(Semaphore::new(limits.max_connections));
+        let drain = CancellationToken::new();
+        let mut connections = JoinSet::new();
+        // Connections refused since the cap was last reached (logged once per burst).
+        let mut rejected: u64 = 0;
+
+        loop {
+            // Not `biased`: a flood on one listener must not starve the other.
+            let accepted = tokio::select! {
+                () = cancel.cancelled() => break,
+                Some(joined) = connections.join_next(), if !connections.is_empty() => {
+                    report_join(joined);
+                    continue;
+                }
+                accepted = unix.accept() => accepted.map(|(stream, _)| Accepted::Unix(stream)),
+                accepted = accept_tcp(tcp.as_ref()) => {
+                    accepted.map(|(stream, peer)| Accepted::Tcp(stream, peer))
+                }
+            };
+            let accepted = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(
+                        reason = "ControlPlaneAcceptFailed",
+                        error = %error,
+                        "accepting a control-plane connection failed"
+                    );
+                    if is_resource_exhaustion(&error) {
+                        tokio::select! {
+                            () = cancel.cancelled() => break,
+                            () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                        }
+                    }
+                    continue;
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                // Dropping the stream closes it: the client sees the connection end at
+                // once instead of waiting in a queue.
+                drop(accepted);
+                rejected += 1;
+                if rejected == 1 {
+                    tracing::warn!(
+                        reason = "ControlPlaneConnectionRejected",
+                        max_connections = limits.max_connections,
+                        "control-plane connection cap reached; closing new connections until some end"
+                    );
+                }
+                continue;
+            };
+            if rejected > 0 {
+                tracing::info!(
+                    reason = "ControlPlaneConnectionCapCleared",
+                    rejected,
+                    "control-plane connections accepted again after the cap was reached"
+                );
+                rejected = 0;
+            }
+            let (app, drain) = (app.clone(), drain.child_token());
+            match accepted {
+                Accepted::Unix(stream) => connections.spawn(async move {
+                    conn::serve(stream, Peer::Unix, app, drain).await;
+                    drop(permit);
+                }),
+                Accepted::Tcp(stream, peer) => {
+                    // Responses are written whole; waiting for more data to coalesce
+                    // would only add latency.
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(async move {
+                        conn::serve(stream, Peer::Tcp(peer), app, drain).await;
+                        drop(permit);
+                    })
+                }
+            };
+        }
+
+        // Closing the listeners makes new connections fail at once (ECONNREFUSED) rather
+        // than wait in a backlog nobody reads.
+        drop(unix);
+        drop(tcp);
+        tracing::info!(
+            reason = "ControlPlaneStopping",
+            connections = connections.len(),
+            grace = ?limits.shutdown_grace,
+            "control plane stopping: no new connections, finishing requests in flight"
+        );
+        drain.cancel();
+        let drained = tokio::time::timeout(limits.shutdown_grace, async {
+            while let Some(joined) = connections.join_next().await {
+                report_join(joined);
+            }
+        })
+        .await
+        .is_ok();
+        if !drained {
+            tracing::warn!(
+                reason = "ControlPlaneShutdownDeadline",
+                connections = connections.len(),
+                grace = ?limits.shutdown_grace,
+                "requests still in flight after the shutdown grace; closing their connections"
+            );
+            connections.abort_all();
+        }
+        drop(connections);
+
+        let removed = match socket_file {
+            Some(mut file) => Some(file.remove()?),
+            None => None,
+        };
+        if removed == Some(false) {
+            tracing::warn!(
+                reason = "ControlPlaneSocketLeft",
+                socket = %socket_path.display(),
+                "the control socket path now holds another file (a newer instance?); left it in place"
+            );
+        }
+        tracing::info!(
+            reason = "ControlPlaneStopped",
+            socket = %socket_path.display(),
+            tcp = ?tcp_addr,
+            socket_removed = removed.unwrap_or(false),
+            "control plane stopped"
+        );
+        Ok(())
+    }
+}
+
+async fn accept_tcp(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Errors after which accepting again at once would fail the same way.
+fn is_resource_exhaustion(error: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    matches!(
+        Errno::from_io_error(error),
+        Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)
+    )
+}
+
+fn report_join(joined: Result<(), JoinError>) {
+    if let Err(error) = joined
+        && error.is_panic()
+    {
+        tracing::error!(
+            reason = "ControlPlaneHandlerPanicked",
+            error = %error,
+            "a control-plane request handler panicked; its connection was closed"
+        );
+    }
+}
