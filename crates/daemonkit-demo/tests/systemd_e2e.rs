@@ -738,8 +738,8 @@ fn stop_is_clean_and_quick(c: &Container) {
 }
 
 /// With a monitor that ignores cancellation (`--flaky-mode hang`) or blocks its thread
-/// (`block`), the daemon's own shutdown deadline still ends the stop cleanly under a real
-/// init.
+/// (`block`), the daemon's own shutdown deadline still ends the process well within
+/// `TimeoutStopSec` under a real init.
 fn stop_is_bounded_with_a_stuck_monitor(c: &Container) {
     phase("systemctl stop with a stuck monitor");
     if !demo_help_mentions("--flaky-mode") {
@@ -761,12 +761,21 @@ fn stop_is_bounded_with_a_stuck_monitor(c: &Container) {
         let started = Instant::now();
         c.ok(&["systemctl", "stop", UNIT]);
         let took = started.elapsed();
+        let (result, status) = (c.show("Result"), c.show("ExecMainStatus"));
         eprintln!(
-            "e2e: stop with --flaky-mode {mode}: {} ms",
+            "e2e: stop with --flaky-mode {mode}: {} ms, Result={result}, exit status {status}",
             took.as_millis()
         );
+        // The daemon ended itself by its deadline: systemd never had to escalate to
+        // SIGKILL at TimeoutStopSec (Result=timeout). Whether a late monitor makes the
+        // exit a failure (exit-code, the late-monitor status) is the kernel's documented
+        // choice, so it is printed, not asserted.
         assert!(took < Duration::from_secs(10), "{mode}: stop took {took:?}");
-        assert_eq!(c.show("Result"), "success", "{mode}");
+        assert_ne!(result, "timeout", "{mode}: systemd had to kill the demo");
+        assert!(
+            matches!(result.as_str(), "success" | "exit-code"),
+            "{mode}: Result={result}"
+        );
     }
     c.remove_drop_in("flaky-mode");
 }
