@@ -16,13 +16,14 @@
 //!
 //! A record's fields are upper-cased (`reason` → `REASON`, `monitor` → `MONITOR`,
 //! `consecutive_crashes` → `CONSECUTIVE_CRASHES`), its message is `MESSAGE`, its level is
-//! `PRIORITY` (ERROR 3, WARN 4, INFO 5, DEBUG 6, TRACE 7), its target is `TARGET`, and
+//! `PRIORITY` (ERROR 3, WARN 4, INFO 6, DEBUG and TRACE 7), its target is `TARGET`, and
 //! `SYSLOG_IDENTIFIER` is `daemonkit-demo`. journald adds the trusted fields
 //! (`_SYSTEMD_UNIT`, `_PID`, …) itself.
 
 use std::ffi::OsStr;
 use std::os::fd::AsFd;
 
+use tracing_journald::{Priority, PriorityMappings};
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
@@ -44,6 +45,17 @@ pub enum LogFormat {
 /// The syslog identifier (`SYSLOG_IDENTIFIER=`, `journalctl -t`) of journal records.
 const IDENTIFIER: &str = "daemonkit-demo";
 
+/// Levels as syslog priorities with their usual meaning, so `journalctl -p info` shows
+/// INFO and above and nothing more. (tracing-journald's default maps INFO to notice and
+/// DEBUG to info, which keeps all five levels apart but lets `-p info` show debug records.)
+const PRIORITIES: PriorityMappings = PriorityMappings {
+    error: Priority::Error,
+    warn: Priority::Warning,
+    info: Priority::Informational,
+    debug: Priority::Debug,
+    trace: Priority::Debug,
+};
+
 /// Installs the process-wide subscriber for `format`, filtered by `filter`.
 ///
 /// Never fails: when the journal was asked for (or detected) but cannot be reached, the
@@ -61,6 +73,7 @@ pub fn install(format: LogFormat, filter: Targets) {
                     layer
                         .with_field_prefix(None)
                         .with_syslog_identifier(IDENTIFIER.to_owned())
+                        .with_priority_mappings(PRIORITIES)
                 })
                 .map_err(|err| err.to_string()),
         ),

@@ -471,6 +471,7 @@ fn the_demo_under_a_real_systemd() {
     the_socket_answers_the_group_only(&c);
     the_hardened_demo_writes_its_event_log_and_prunes(&c);
     records_are_journal_fields(&c);
+    degraded_monitors_are_queryable(&c);
     reload_keeps_the_daemon_serving(&c);
     the_event_log_survives_a_restart(&c);
     a_hung_daemon_is_killed_by_the_watchdog_and_restarted(&c);
@@ -604,8 +605,41 @@ fn records_are_journal_fields(c: &Container) {
             .is_some_and(|m| !m.starts_with('{')),
         "the message is text, not a JSON line: {crash:#}"
     );
+    let ready = c.journal(&["REASON=DaemonReady", &format!("_PID={}", c.main_pid())]);
+    assert_eq!(ready.len(), 1, "{ready:#?}");
+    assert_eq!(ready[0]["PRIORITY"], "6", "info → 6: {:#}", ready[0]);
     let fallback = c.journal(&["REASON=JournaldUnavailable"]);
     assert!(fallback.is_empty(), "{fallback:#?}");
+}
+
+/// `journalctl -u daemonkit-demo REASON=MonitorDegraded MONITOR=flaky` finds a monitor
+/// that keeps crashing (here with back-off shrunk to milliseconds).
+fn degraded_monitors_are_queryable(c: &Container) {
+    phase("journal: MonitorDegraded");
+    c.drop_in(
+        "fast-crashes",
+        &format!(
+            "[Service]\nExecStart=\nExecStart={BIN} --socket {SOCKET} --state-dir /{STATE} \
+             --backoff-initial 10ms --backoff-cap 20ms --flaky-after 5ms\n"
+        ),
+    );
+    c.reset();
+    c.ok(&["systemctl", "start", UNIT]);
+    let pid = format!("_PID={}", c.main_pid());
+    let mut degraded = Vec::new();
+    c.wait_until(
+        "a REASON=MonitorDegraded entry",
+        Duration::from_secs(10),
+        || {
+            degraded = c.journal(&["REASON=MonitorDegraded", "MONITOR=flaky", &pid]);
+            !degraded.is_empty()
+        },
+    );
+    assert_eq!(degraded[0]["PRIORITY"], "3", "{:#}", degraded[0]);
+    c.reset();
+    c.remove_drop_in("fast-crashes");
+    // The next checks expect the unit as shipped, running.
+    c.ok(&["systemctl", "start", UNIT]);
 }
 
 /// `systemctl reload` leaves the same process serving; with a reload hook, systemd
