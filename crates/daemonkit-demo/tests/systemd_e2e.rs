@@ -387,6 +387,11 @@ impl Drop for Container {
                 self.unit_log().join("\n")
             );
         }
+        if self.init == 0 {
+            // Booting failed before the init was seen; it may have started since, and
+            // killing nspawn alone would leave it running.
+            self.init = child_of(self.nspawn.id() as i32).unwrap_or(0);
+        }
         // SIGKILL to the container's init ends its PID namespace, hence every process in
         // it; nspawn then exits and its mounts (in its own mount namespace) go with it.
         // (Pid::from_raw(0) is None: nothing to kill before the container's init was found.)
