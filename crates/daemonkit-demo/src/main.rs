@@ -8,6 +8,7 @@
 //! are JSON lines on stderr, one object per record, each with its `reason`.
 
 mod events;
+mod logging;
 mod monitors;
 
 use std::net::SocketAddr;
@@ -17,8 +18,6 @@ use std::time::Duration;
 
 use clap::Parser;
 use daemonkit::{ControlPlane, Daemon, Exit, RestartPolicy};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
 /// A demo daemon built on daemonkit: supervised monitors that stay up, crash and flap,
 /// a control socket, a durable event log and retention pruning.
@@ -74,6 +73,12 @@ struct Args {
     /// How long shutdown waits for monitors to stop.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     shutdown_deadline: Duration,
+
+    /// Where logs go: `json` lines on stderr, the journal's native protocol (`journald`,
+    /// every field a journal field: `journalctl REASON=MonitorCrash`), or `auto`: the
+    /// journal when stderr is connected to it (`JOURNAL_STREAM`), JSON otherwise.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = logging::LogFormat::Auto)]
+    log_format: logging::LogFormat,
 }
 
 /// What to log, from `RUST_LOG` (`info`, `warn,daemonkit=debug`, …; default `info`).
@@ -101,16 +106,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::TRACE)
-        .finish()
-        .with(log_filter())
-        .init();
+    logging::install(args.log_format, log_filter());
 
     // One thread is plenty for a handful of monitors and an operator's requests, starts
     // faster (no worker threads to spawn before READY=1) and keeps the idle RSS down.
