@@ -1,0 +1,460 @@
+//! Whole power-cut runs: mount, run a writer in a child, cut at a seeded point, crash, check —
+//! over and over — shared by the tests and the `powercut-soak` command.
+
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::check::{EventLogLedger, check_lines, check_state, state_content};
+use crate::child::{ChildRun, run_until_cut};
+use crate::error::{Error, io_err};
+use crate::rng::{Rng, derive_seed};
+use crate::{CrashReport, PowerCut};
+
+/// How long a child may run before the harness cuts the power anyway.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One problem found after one cut: the cut's index and seed, and what was lost.
+#[derive(Clone, Debug)]
+pub struct Loss {
+    /// Which cut of the run (0-based).
+    pub cut: u64,
+    /// The seed of that cut (derived from the run's base seed and the index).
+    pub seed: u64,
+    /// What was lost or broken.
+    pub problem: String,
+}
+
+/// What a run of cuts did and found.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    /// The scenario's name.
+    pub name: String,
+    /// The base seed: rerunning with it replays the same cut points and crash choices.
+    pub base_seed: u64,
+    /// Cuts run.
+    pub cuts: u64,
+    /// Writes acknowledged by the writers in all.
+    pub acked: u64,
+    /// Torn tails an open repaired whose side file was verified.
+    pub repairs_verified: u64,
+    /// Unsynced directory operations the cuts dropped / kept.
+    pub dir_ops_dropped: u64,
+    /// Unsynced directory operations that survived anyway.
+    pub dir_ops_kept: u64,
+    /// Unsynced file changes the cuts dropped.
+    pub file_ops_dropped: u64,
+    /// Writes the cuts tore at a sector or page boundary.
+    pub torn_writes: u64,
+    /// Everything lost, with the seed of the cut that lost it.
+    pub losses: Vec<Loss>,
+}
+
+impl Summary {
+    fn new(name: &str, base_seed: u64) -> Summary {
+        Summary {
+            name: name.to_owned(),
+            base_seed,
+            ..Summary::default()
+        }
+    }
+
+    fn add(&mut self, report: &CrashReport) {
+        self.cuts += 1;
+        self.dir_ops_dropped += report.dir_ops_dropped;
+        self.dir_ops_kept += report.dir_ops_kept;
+        self.file_ops_dropped += report.file_ops_dropped;
+        self.torn_writes += report.torn_writes;
+    }
+
+    fn lose(&mut self, cut: u64, seed: u64, problems: Vec<String>) {
+        self.losses.extend(
+            problems
+                .into_iter()
+                .map(|problem| Loss { cut, seed, problem }),
+        );
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} cuts (base seed {:#x}), {} writes acknowledged, {} torn tails repaired; \
+             cuts dropped {} dir ops (kept {}), {} file ops, tore {} writes; {} losses",
+            self.name,
+            self.cuts,
+            self.base_seed,
+            self.acked,
+            self.repairs_verified,
+            self.dir_ops_dropped,
+            self.dir_ops_kept,
+            self.file_ops_dropped,
+            self.torn_writes,
+            self.losses.len()
+        )?;
+        for loss in self.losses.iter().take(10) {
+            write!(
+                f,
+                "\n  cut {} seed {:#x}: {}",
+                loss.cut, loss.seed, loss.problem
+            )?;
+        }
+        if self.losses.len() > 10 {
+            write!(f, "\n  … and {} more", self.losses.len() - 10)?;
+        }
+        Ok(())
+    }
+}
+
+/// The base seed for a run: `POWERCUT_SEED` (decimal or `0x` hex) if set, else `default`.
+pub fn base_seed(default: u64) -> u64 {
+    std::env::var("POWERCUT_SEED")
+        .ok()
+        .and_then(|s| match s.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => s.parse().ok(),
+        })
+        .unwrap_or(default)
+}
+
+/// A scratch area for a run: a backing directory and a mount point under `work`.
+struct Disk {
+    backing: PathBuf,
+    mnt: PathBuf,
+}
+
+impl Disk {
+    fn new(work: &Path) -> Result<Disk, Error> {
+        let disk = Disk {
+            backing: work.join("disk"),
+            mnt: work.join("mnt"),
+        };
+        fs::create_dir_all(&disk.mnt).map_err(io_err("mkdir", &disk.mnt))?;
+        disk.wipe()?;
+        Ok(disk)
+    }
+
+    /// A fresh, empty disk.
+    fn wipe(&self) -> Result<(), Error> {
+        match fs::remove_dir_all(&self.backing) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("remove", &self.backing)(e)),
+        }
+        fs::create_dir(&self.backing).map_err(io_err("mkdir", &self.backing))
+    }
+
+    /// Mounts, arms a cut after `cut_after` operations (none if `None`), runs the child made by
+    /// `command` (given the mount point) until the cut, and crashes with `seed`.
+    fn cut(
+        &self,
+        cut_after: Option<u64>,
+        seed: u64,
+        command: impl FnOnce(&Path) -> Command,
+    ) -> Result<(ChildRun, CrashReport), Error> {
+        let fs = PowerCut::mount(&self.backing, &self.mnt)?;
+        if let Some(n) = cut_after {
+            fs.cut_after(n);
+        }
+        let run = run_until_cut(&fs, command(&self.mnt), CHILD_TIMEOUT)?;
+        let report = fs.crash(seed)?;
+        Ok((run, report))
+    }
+
+    /// Runs the child to completion on a mount without a cut and unmounts cleanly; returns its
+    /// run and how many operations it made.
+    fn clean(&self, command: impl FnOnce(&Path) -> Command) -> Result<(ChildRun, u64), Error> {
+        let fs = PowerCut::mount(&self.backing, &self.mnt)?;
+        let run = run_until_cut(&fs, command(&self.mnt), CHILD_TIMEOUT)?;
+        let ops = fs.ops();
+        fs.unmount()?;
+        Ok((run, ops))
+    }
+}
+
+// ===== the event log =====
+
+/// The event log under power cuts: `writers` threads of one child log `events` each per cut
+/// into `logs/events.jsonl` with [`EventLog::open_append`](daemonkit_eventlog::EventLog), and
+/// the power fails after a seeded number of operations. After every cut: every acknowledged
+/// event is present exactly once and in order per writer, every whole line verifies, and the
+/// next open cuts exactly the partial line the cut left and saves exactly those bytes in its
+/// side file. Every `cuts_per_disk` cuts the disk starts afresh (after a final open, whose repair
+/// is checked too, and a read of the whole file).
+#[derive(Clone, Debug)]
+pub struct EventLogRun {
+    /// The `powercut-writer` binary.
+    pub writer: PathBuf,
+    /// Concurrent writer threads.
+    pub writers: u64,
+    /// Events each writer logs per cut (at most).
+    pub events: u64,
+    /// Cuts to run.
+    pub cuts: u64,
+    /// Cuts on one disk before it starts afresh.
+    pub cuts_per_disk: u64,
+    /// The base seed.
+    pub seed: u64,
+}
+
+impl EventLogRun {
+    /// Runs the cuts in scratch space under `work`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] if the harness itself fails (mount, child, backing directory); losses are in
+    /// the [`Summary`].
+    pub fn run(&self, work: &Path) -> Result<Summary, Error> {
+        let disk = Disk::new(work)?;
+        let mut summary = Summary::new("event log", self.seed);
+        let mut ledger = EventLogLedger::new();
+        // Operations a cut-free run makes: at first the most it could (a write and a sync per
+        // event, a few to open); then what the last run that finished before its cut made, so
+        // cuts fall across the whole run however much group commit batches.
+        let mut run_ops = 2 * self.writers * self.events + 8;
+        let log_dir = "logs";
+        for i in 0..self.cuts {
+            if i % self.cuts_per_disk == 0 {
+                if i > 0 {
+                    self.finish_disk(&disk, &mut ledger, &mut summary, i)?;
+                }
+                disk.wipe()?;
+                fs::create_dir(disk.backing.join(log_dir))
+                    .map_err(io_err("mkdir", disk.backing.join(log_dir)))?;
+                ledger = EventLogLedger::new();
+            }
+            let seed = derive_seed(self.seed, i);
+            let cut_after = Rng::new(seed).below(run_ops + 1);
+            let (run, report) = disk.cut(Some(cut_after), seed, |mnt| {
+                let mut c = Command::new(&self.writer);
+                c.arg("eventlog")
+                    .arg(mnt.join(log_dir))
+                    .arg("events.jsonl")
+                    .arg(format!("c{i}"))
+                    .arg(self.writers.to_string())
+                    .arg(self.events.to_string());
+                c
+            })?;
+            summary.add(&report);
+            if run.finished {
+                run_ops = report.ops;
+            }
+            let mut problems = ledger.record(&run.stdout);
+            problems.extend(ledger.check(&disk.backing.join(log_dir).join("events.jsonl")));
+            summary.lose(i, seed, problems);
+        }
+        self.finish_disk(&disk, &mut ledger, &mut summary, self.cuts)?;
+        Ok(summary)
+    }
+
+    /// Opens the log once more without a cut (repairing the last cut's tail), then reads it
+    /// whole: every line must verify.
+    fn finish_disk(
+        &self,
+        disk: &Disk,
+        ledger: &mut EventLogLedger,
+        summary: &mut Summary,
+        i: u64,
+    ) -> Result<(), Error> {
+        let (run, _) = disk.clean(|mnt| {
+            let mut c = Command::new(&self.writer);
+            c.args(["eventlog"])
+                .arg(mnt.join("logs"))
+                .args(["events.jsonl", "final", "0", "0"]);
+            c
+        })?;
+        let mut problems = ledger.record(&run.stdout);
+        let path = disk.backing.join("logs").join("events.jsonl");
+        problems.extend(ledger.check(&path));
+        if let Ok(events) = daemonkit_eventlog::read_events(&path) {
+            for (n, event) in events.enumerate() {
+                if let Err(e) = event {
+                    problems.push(format!("after the final open, line {}: {e}", n + 1));
+                }
+            }
+        }
+        summary.acked += ledger.events_acked;
+        summary.repairs_verified += ledger.repairs_verified;
+        summary.lose(i, 0, problems);
+        Ok(())
+    }
+}
+
+/// A fresh log in a fresh directory: the child makes the directory (`create_dir_all`, as a
+/// daemon does on its first start), opens the log and logs `events` events. The run first counts
+/// the operations this takes, then cuts after each of them in turn (`seeds_per_step` crash
+/// states each).
+#[derive(Clone, Debug)]
+pub struct FreshLogRun {
+    /// The `powercut-writer` binary.
+    pub writer: PathBuf,
+    /// Events to log.
+    pub events: u64,
+    /// Crash states tried per cut point.
+    pub seeds_per_step: u64,
+    /// The base seed.
+    pub seed: u64,
+}
+
+impl FreshLogRun {
+    /// Runs every cut point in scratch space under `work`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] if the harness itself fails.
+    pub fn run(&self, work: &Path) -> Result<Summary, Error> {
+        let disk = Disk::new(work)?;
+        let mut summary = Summary::new("fresh log in a fresh directory", self.seed);
+        let (_, steps) = disk.clean(|mnt| self.command(mnt))?;
+        let mut index = 0;
+        for step in 0..=steps {
+            for _ in 0..self.seeds_per_step {
+                let seed = derive_seed(self.seed, index);
+                self.cut(&disk, &mut summary, index, step, seed)?;
+                index += 1;
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Replays one crash state, `seed` (as printed by a failed run), at every cut point: the
+    /// operation a cut fell after shifts whenever the writer's code changes, so a regression
+    /// test pins the seed, not the step.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] if the harness itself fails.
+    pub fn replay(&self, work: &Path, seed: u64) -> Result<Summary, Error> {
+        let disk = Disk::new(work)?;
+        let mut summary = Summary::new("fresh log in a fresh directory (replay)", seed);
+        let (_, steps) = disk.clean(|mnt| self.command(mnt))?;
+        for step in 0..=steps {
+            self.cut(&disk, &mut summary, step, step, seed)?;
+        }
+        Ok(summary)
+    }
+
+    fn command(&self, mnt: &Path) -> Command {
+        let mut c = Command::new(&self.writer);
+        c.arg("fresh-log").arg(mnt.join(FRESH_DIR)).args([
+            "events.jsonl",
+            "fresh",
+            &self.events.to_string(),
+        ]);
+        c
+    }
+
+    fn cut(
+        &self,
+        disk: &Disk,
+        summary: &mut Summary,
+        index: u64,
+        step: u64,
+        seed: u64,
+    ) -> Result<(), Error> {
+        disk.wipe()?;
+        let (run, report) = disk.cut(Some(step), seed, |mnt| self.command(mnt))?;
+        summary.add(&report);
+        let mut ledger = EventLogLedger::new();
+        let mut problems = ledger.record(&run.stdout);
+        problems.extend(ledger.check(&disk.backing.join(FRESH_DIR).join("events.jsonl")));
+        summary.acked += ledger.events_acked;
+        let problems = problems
+            .into_iter()
+            .map(|p| format!("cut after op {step}: {p}"))
+            .collect();
+        summary.lose(index, seed, problems);
+        Ok(())
+    }
+}
+
+/// Where [`FreshLogRun`] makes its log: three directories deep, none of which exist before.
+const FRESH_DIR: &str = "var/lib/daemon/events";
+
+// ===== the negative controls and the state file =====
+
+/// Which broken (or, as a control of the control, correct) writer a [`ControlRun`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Prints each line's acknowledgement before `fdatasync`ing it.
+    AckBeforeSync,
+    /// Creates its file and syncs every line, but never syncs the directory.
+    NoDirSync,
+    /// Replaces a state file by renaming a temporary file it did not sync first.
+    RenameWithoutSync,
+    /// Replaces a state file correctly: sync the temporary file, rename, sync the directory.
+    RenameAfterSync,
+}
+
+/// Runs a [`Control`] writer `cuts` times, each cut at a seeded point of its run.
+#[derive(Clone, Debug)]
+pub struct ControlRun {
+    /// The `powercut-writer` binary.
+    pub writer: PathBuf,
+    /// The writer.
+    pub control: Control,
+    /// Lines (or state generations) the writer writes per cut.
+    pub writes: u64,
+    /// Cuts to run.
+    pub cuts: u64,
+    /// The base seed.
+    pub seed: u64,
+}
+
+impl ControlRun {
+    /// Runs the cuts in scratch space under `work`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] if the harness itself fails.
+    pub fn run(&self, work: &Path) -> Result<Summary, Error> {
+        let disk = Disk::new(work)?;
+        let mut summary = Summary::new(&format!("{:?}", self.control), self.seed);
+        let state_file = disk.backing.join("state");
+        for i in 0..self.cuts {
+            let seed = derive_seed(self.seed, i);
+            disk.wipe()?;
+            fs::write(&state_file, state_content(0)).map_err(io_err("write", &state_file))?;
+            let command = |mnt: &Path| {
+                let mut c = Command::new(&self.writer);
+                let n = self.writes.to_string();
+                match self.control {
+                    Control::AckBeforeSync => c.arg("ack-before-sync"),
+                    Control::NoDirSync => c.arg("no-dir-sync"),
+                    Control::RenameWithoutSync | Control::RenameAfterSync => c.arg("state"),
+                };
+                c.arg(mnt);
+                match self.control {
+                    Control::AckBeforeSync | Control::NoDirSync => c.args(["lines.txt", "t", &n]),
+                    Control::RenameWithoutSync => c.args([&n, "nosync"]),
+                    Control::RenameAfterSync => c.args([&n, "sync"]),
+                };
+                c
+            };
+            // Writers are single-threaded, so their operation counts are the same every run.
+            let ops = 2 + 4 * self.writes;
+            let (run, report) = disk.cut(Some(Rng::new(seed).below(ops)), seed, command)?;
+            summary.add(&report);
+            let problems = match self.control {
+                Control::AckBeforeSync | Control::NoDirSync => {
+                    check_lines(&disk.backing.join("lines.txt"), &run.stdout)
+                }
+                Control::RenameWithoutSync | Control::RenameAfterSync => {
+                    let last = run
+                        .stdout
+                        .iter()
+                        .filter_map(|l| l.strip_prefix("ack ")?.parse::<u64>().ok())
+                        .max()
+                        .unwrap_or(0);
+                    check_state(&state_file, last).0
+                }
+            };
+            summary.acked += run.stdout.iter().filter(|l| l.starts_with("ack ")).count() as u64;
+            summary.lose(i, seed, problems);
+        }
+        Ok(summary)
+    }
+}
