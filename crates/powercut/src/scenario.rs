@@ -177,6 +177,26 @@ impl Disk {
 
 // ===== the event log =====
 
+/// The kinds of event log an [`EventLogRun`] can hold to its cuts.
+///
+/// Adding one (the rotating log, when it lands) takes a variant here, its `powercut-writer`
+/// subcommand (same arguments and output as `eventlog`), and a test naming it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogKind {
+    /// [`EventLog::open_append`](daemonkit_eventlog::EventLog::open_append): one file growing
+    /// across opens, torn tails repaired on open.
+    Append,
+}
+
+impl LogKind {
+    fn subcommand(self) -> &'static str {
+        match self {
+            LogKind::Append => "eventlog",
+        }
+    }
+}
+
 /// The event log under power cuts: `writers` threads of one child log `events` each per cut
 /// into `logs/events.jsonl` with [`EventLog::open_append`](daemonkit_eventlog::EventLog), and
 /// the power fails after a seeded number of operations. After every cut: every acknowledged
@@ -188,6 +208,8 @@ impl Disk {
 pub struct EventLogRun {
     /// The `powercut-writer` binary.
     pub writer: PathBuf,
+    /// Which kind of log the writers write.
+    pub log: LogKind,
     /// Concurrent writer threads.
     pub writers: u64,
     /// Events each writer logs per cut (at most).
@@ -208,6 +230,20 @@ impl EventLogRun {
     /// [`Error`] if the harness itself fails (mount, child, backing directory); losses are in
     /// the [`Summary`].
     pub fn run(&self, work: &Path) -> Result<Summary, Error> {
+        self.run_cycles(work, true)
+    }
+
+    /// The same cycles without the power cuts: each run of the writers ends, and the disk is
+    /// unmounted cleanly. The checks still apply; a baseline for timing the cuts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] if the harness itself fails.
+    pub fn run_uncut(&self, work: &Path) -> Result<Summary, Error> {
+        self.run_cycles(work, false)
+    }
+
+    fn run_cycles(&self, work: &Path, cut: bool) -> Result<Summary, Error> {
         let disk = Disk::new(work)?;
         let mut summary = Summary::new("event log", self.seed);
         let mut ledger = EventLogLedger::new();
@@ -228,16 +264,27 @@ impl EventLogRun {
             }
             let seed = derive_seed(self.seed, i);
             let cut_after = Rng::new(seed).below(run_ops + 1);
-            let (run, report) = disk.cut(Some(cut_after), seed, |mnt| {
+            let command = |mnt: &Path| {
                 let mut c = Command::new(&self.writer);
-                c.arg("eventlog")
+                c.arg(self.log.subcommand())
                     .arg(mnt.join(log_dir))
                     .arg("events.jsonl")
                     .arg(format!("c{i}"))
                     .arg(self.writers.to_string())
                     .arg(self.events.to_string());
                 c
-            })?;
+            };
+            let (run, report) = if cut {
+                disk.cut(Some(cut_after), seed, command)?
+            } else {
+                let (run, ops) = disk.clean(command)?;
+                let report = CrashReport {
+                    seed,
+                    ops,
+                    ..CrashReport::default()
+                };
+                (run, report)
+            };
             summary.add(&report);
             if run.finished {
                 run_ops = report.ops;
@@ -261,9 +308,12 @@ impl EventLogRun {
     ) -> Result<(), Error> {
         let (run, _) = disk.clean(|mnt| {
             let mut c = Command::new(&self.writer);
-            c.args(["eventlog"])
-                .arg(mnt.join("logs"))
-                .args(["events.jsonl", "final", "0", "0"]);
+            c.arg(self.log.subcommand()).arg(mnt.join("logs")).args([
+                "events.jsonl",
+                "final",
+                "0",
+                "0",
+            ]);
             c
         })?;
         let mut problems = ledger.record(&run.stdout);
@@ -453,6 +503,107 @@ impl ControlRun {
                 }
             };
             summary.acked += run.stdout.iter().filter(|l| l.starts_with("ack ")).count() as u64;
+            summary.lose(i, seed, problems);
+        }
+        Ok(summary)
+    }
+}
+
+// ===== the pruner =====
+
+/// The pruner under power cuts: a directory of dated audit files, some older than the 30 days
+/// kept, more than `keep` of the rest, one without a timestamp and one that does not match; a
+/// pass is cut after a seeded number of its unlinks. After the cut every file the pass must keep
+/// is there, whole; and a second, uncut pass over what the cut left — some unlinks reverted —
+/// ends with exactly the files a single uncut pass keeps.
+#[derive(Clone, Debug)]
+pub struct PrunerRun {
+    /// The `powercut-writer` binary.
+    pub writer: PathBuf,
+    /// Cuts to run.
+    pub cuts: u64,
+    /// The base seed.
+    pub seed: u64,
+}
+
+/// The pruner scenario's files: (name, kept by a complete pass).
+const PRUNER_FILES: [(&str, bool); 12] = [
+    ("audit-20250101T000000Z.jsonl", false), // older than 30 days: prunable
+    ("audit-20250601T000000Z.jsonl", false),
+    ("audit-20251231T235959Z.jsonl", false),
+    ("audit-20260105T000000Z.jsonl", false), // over the cap of 4, oldest first
+    ("audit-20260110T000000Z.jsonl", false),
+    ("audit-20260115T000000Z.jsonl", true),
+    ("audit-20260120T000000Z.jsonl", true),
+    ("audit-20260125T000000Z.jsonl", true),
+    ("audit-20260130T000000Z.jsonl", true),
+    ("audit-current.jsonl", true), // no timestamp: protected
+    ("notes.txt", true),           // does not match the pattern
+    ("audit-20260201T000000Z.jsonl.torn-x", true),
+];
+
+/// "Now" for the pruner scenario: every dated file from 2026-01-05 on is within 30 days.
+const PRUNER_NOW: &str = "2026-02-01T00:00:00Z";
+
+impl PrunerRun {
+    /// Runs the cuts in scratch space under `work`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] if the harness itself fails.
+    pub fn run(&self, work: &Path) -> Result<Summary, Error> {
+        let disk = Disk::new(work)?;
+        let mut summary = Summary::new("pruner", self.seed);
+        let dir = "audit";
+        let command = |mnt: &Path| {
+            let mut c = Command::new(&self.writer);
+            c.arg("prune").arg(mnt.join(dir)).args(["4", PRUNER_NOW]);
+            c
+        };
+        let content = |name: &str| format!("{{\"file\":\"{name}\"}}\n");
+        let removals = PRUNER_FILES.iter().filter(|(_, keep)| !keep).count() as u64;
+        for i in 0..self.cuts {
+            let seed = derive_seed(self.seed, i);
+            disk.wipe()?;
+            let audit = disk.backing.join(dir);
+            fs::create_dir(&audit).map_err(io_err("mkdir", &audit))?;
+            for (name, _) in PRUNER_FILES {
+                let path = audit.join(name);
+                fs::write(&path, content(name)).map_err(io_err("write", &path))?;
+            }
+            let (run, report) =
+                disk.cut(Some(Rng::new(seed).below(removals + 1)), seed, command)?;
+            summary.add(&report);
+            summary.acked += run
+                .stdout
+                .iter()
+                .filter(|l| l.starts_with("pruned "))
+                .count() as u64;
+            let mut problems = Vec::new();
+            let check = |stage: &str, problems: &mut Vec<String>, exact: bool| {
+                for (name, keep) in PRUNER_FILES {
+                    let path = audit.join(name);
+                    match fs::read_to_string(&path) {
+                        Ok(text) if text != content(name) => {
+                            problems.push(format!("{stage}: {name} changed"))
+                        }
+                        Ok(_) if exact && !keep => {
+                            problems.push(format!("{stage}: {name} should have been pruned"))
+                        }
+                        Err(_) if keep => problems.push(format!("{stage}: {name} removed")),
+                        _ => {}
+                    }
+                }
+            };
+            check("after the cut", &mut problems, false);
+            let (second, _) = disk.clean(command)?;
+            if !second.finished {
+                problems.push(format!(
+                    "second pass did not finish: {}",
+                    second.stderr_tail
+                ));
+            }
+            check("after a second pass", &mut problems, true);
             summary.lose(i, seed, problems);
         }
         Ok(summary)

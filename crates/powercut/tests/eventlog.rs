@@ -1,6 +1,6 @@
 //! daemonkit-eventlog under power cuts: no acknowledged event is ever lost.
 
-use powercut::scenario::{EventLogRun, FreshLogRun, base_seed};
+use powercut::scenario::{EventLogRun, FreshLogRun, LogKind, base_seed};
 
 const WRITER: &str = env!("CARGO_BIN_EXE_powercut-writer");
 
@@ -20,6 +20,7 @@ fn append_log_with_16_writers_loses_no_acknowledged_event_across_200_cuts() {
     let work = tempfile::tempdir().unwrap();
     let summary = EventLogRun {
         writer: WRITER.into(),
+        log: LogKind::Append,
         writers: 16,
         events: 8,
         cuts: cuts(200),
