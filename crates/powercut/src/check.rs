@@ -242,3 +242,139 @@ pub fn check_state(path: &Path, last_acked: u64) -> (Vec<String>, Option<u64>) {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use daemonkit_eventlog::{Event, EventLog, Level};
+
+    use super::*;
+
+    /// A log holding `events` as (tag, node, seq), written by the real event log.
+    fn log_with(events: &[(&str, &str, u64)]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open_append(dir.path(), "events.jsonl").unwrap();
+        for (tag, node, seq) in events {
+            log.log(&Event::new(
+                Level::Info,
+                "PowerCut",
+                seq.to_string(),
+                *tag,
+                *node,
+            ))
+            .unwrap();
+        }
+        let path = log.path().to_path_buf();
+        (dir, path)
+    }
+
+    fn acks(lines: &[&str]) -> Vec<String> {
+        lines.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn passes_a_log_holding_every_acknowledged_event_and_one_in_flight() {
+        let (_dir, path) = log_with(&[("c0", "w0", 0), ("c0", "w0", 1), ("c0", "w1", 0)]);
+        let mut ledger = EventLogLedger::new();
+        assert!(
+            ledger
+                .record(&acks(&["open - 0 -", "ack c0 w0 0", "ack c0 w1 0"]))
+                .is_empty()
+        );
+        assert_eq!(ledger.check(&path), Vec::<String>::new());
+    }
+
+    #[test]
+    fn finds_a_lost_acknowledged_event() {
+        let (_dir, path) = log_with(&[("c0", "w0", 0)]);
+        let mut ledger = EventLogLedger::new();
+        ledger.record(&acks(&["ack c0 w0 0", "ack c0 w0 1"]));
+        let problems = ledger.check(&path);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("2 events acknowledged, only 1")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn finds_a_duplicated_event_and_a_damaged_line() {
+        let (_dir, path) = log_with(&[("c0", "w0", 0)]);
+        let line = fs::read(&path).unwrap();
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&line).unwrap();
+        f.write_all(b"{\"ts\":garbage}\n").unwrap();
+        let mut ledger = EventLogLedger::new();
+        ledger.record(&acks(&["ack c0 w0 0"]));
+        let problems = ledger.check(&path);
+        assert!(
+            problems.iter().any(|p| p.contains("duplicate")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("does not verify")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn holds_the_next_open_to_the_torn_tail_the_crash_left() {
+        let (_dir, path) = log_with(&[("c0", "w0", 0)]);
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"ts\":\"20")
+            .unwrap();
+        let mut ledger = EventLogLedger::new();
+        ledger.record(&acks(&["ack c0 w0 0"]));
+        assert!(ledger.check(&path).is_empty(), "a torn tail is not a loss");
+        // The next open says it cut 3 bytes: the crash left 9.
+        let problems = ledger.record(&acks(&["open 200 3 events.jsonl.torn-x"]));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("partial line of 9 bytes")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn holds_the_side_file_to_exactly_the_cut_bytes() {
+        let (dir, path) = log_with(&[("c0", "w0", 0)]);
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"ts\"")
+            .unwrap();
+        let mut ledger = EventLogLedger::new();
+        ledger.record(&acks(&["ack c0 w0 0"]));
+        ledger.check(&path);
+        assert!(ledger.record(&acks(&["open 200 5 side"])).is_empty());
+        fs::write(dir.path().join("side"), b"{\"t").unwrap();
+        let problems = ledger.check(&path);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("side file side holds 3 bytes")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn state_file_must_be_one_whole_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        fs::write(&path, state_content(4)).unwrap();
+        assert_eq!(check_state(&path, 3), (vec![], Some(4)));
+        assert_eq!(check_state(&path, 4), (vec![], Some(4)));
+        assert_eq!(check_state(&path, 5).0.len(), 1);
+        fs::write(&path, &state_content(4)[..512]).unwrap();
+        assert!(check_state(&path, 4).0[0].contains("neither the old nor the new"));
+        fs::remove_file(&path).unwrap();
+        assert_eq!(check_state(&path, 4).0.len(), 1);
+    }
+}
