@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use daemonkit_eventlog::{CONSENSUS_PREFIX, Event, EventLog, Level};
+
 use crate::check::{EventLogLedger, check_lines, check_state, state_content};
 use crate::child::{ChildRun, run_until_cut};
 use crate::error::{Error, io_err};
@@ -423,6 +425,139 @@ impl FreshLogRun {
 
 /// Where [`FreshLogRun`] makes its log: three directories deep, none of which exist before.
 const FRESH_DIR: &str = "var/lib/daemon/events";
+
+/// A per-operation log over the file of an earlier run of the same operation:
+/// [`EventLog::create_operation`](daemonkit_eventlog::EventLog::create_operation) truncates it
+/// and the child logs `events` events. Cut after every operation (`seeds_per_step` crash states
+/// each): the earlier run's events are all there or all gone — and all gone once
+/// `create_operation` has returned, so they can never mix with this run's — and every event
+/// acknowledged is there, in order.
+#[derive(Clone, Debug)]
+pub struct OperationLogRun {
+    /// The `powercut-writer` binary.
+    pub writer: PathBuf,
+    /// Events to log.
+    pub events: u64,
+    /// Crash states tried per cut point.
+    pub seeds_per_step: u64,
+    /// The base seed.
+    pub seed: u64,
+}
+
+/// Events of the earlier run in [`OperationLogRun`]'s file.
+const EARLIER_EVENTS: u64 = 3;
+
+impl OperationLogRun {
+    /// Runs every cut point in scratch space under `work`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] if the harness itself fails.
+    pub fn run(&self, work: &Path) -> Result<Summary, Error> {
+        let disk = Disk::new(work)?;
+        let mut summary = Summary::new("per-operation log over an earlier run", self.seed);
+        let command = |mnt: &Path| {
+            let mut c = Command::new(&self.writer);
+            c.arg("operation").arg(mnt.join("ops")).args([
+                "upgrade-1",
+                "new",
+                &self.events.to_string(),
+            ]);
+            c
+        };
+        self.prepare(&disk)?;
+        let (_, steps) = disk.clean(command)?;
+        let mut index = 0;
+        for step in 0..=steps {
+            for _ in 0..self.seeds_per_step {
+                let seed = derive_seed(self.seed, index);
+                self.prepare(&disk)?;
+                let (run, report) = disk.cut(Some(step), seed, command)?;
+                summary.add(&report);
+                let problems = self
+                    .check(
+                        &disk.backing.join("ops/consensus-upgrade-1.jsonl"),
+                        &run.stdout,
+                    )
+                    .into_iter()
+                    .map(|p| format!("cut after op {step}: {p}"))
+                    .collect();
+                summary.acked += run.stdout.iter().filter(|l| l.starts_with("ack ")).count() as u64;
+                summary.lose(index, seed, problems);
+                index += 1;
+            }
+        }
+        Ok(summary)
+    }
+
+    /// A fresh disk holding the earlier run's log, durably.
+    fn prepare(&self, disk: &Disk) -> Result<(), Error> {
+        disk.wipe()?;
+        let ops = disk.backing.join("ops");
+        fs::create_dir(&ops).map_err(io_err("mkdir", &ops))?;
+        // Written by the event log itself, straight to the disk: durable as it stands.
+        let log = EventLog::create_operation(&ops, CONSENSUS_PREFIX, "upgrade-1")
+            .map_err(|e| io_err("write", &ops)(std::io::Error::other(e)))?;
+        for seq in 0..EARLIER_EVENTS {
+            log.log(&Event::new(
+                Level::Info,
+                "PowerCut",
+                seq.to_string(),
+                "old",
+                "w0",
+            ))
+            .map_err(|e| io_err("write", &ops)(std::io::Error::other(e)))?;
+        }
+        Ok(())
+    }
+
+    fn check(&self, path: &Path, stdout: &[String]) -> Vec<String> {
+        let created = stdout.iter().any(|l| l == "created");
+        let acked = stdout.iter().filter(|l| l.starts_with("ack ")).count() as u64;
+        // Only whole lines count: a partial last line is the next open's to cut.
+        let mut problems = Vec::new();
+        let mut old = 0;
+        let mut new = Vec::new();
+        match daemonkit_eventlog::read_events(path) {
+            Err(e) if acked > 0 => {
+                problems.push(format!("{acked} acknowledged, log unreadable: {e}"))
+            }
+            Err(_) => {}
+            Ok(events) => {
+                for event in events.flatten() {
+                    match event.operation_id.as_str() {
+                        "old" => old += 1,
+                        _ => new.push(event.msg.parse::<u64>().unwrap_or(u64::MAX)),
+                    }
+                }
+            }
+        }
+        if old != 0 && old != EARLIER_EVENTS {
+            problems.push(format!(
+                "{old} of the earlier run's {EARLIER_EVENTS} events survived"
+            ));
+        }
+        if old != 0 && (created || !new.is_empty()) {
+            problems.push(format!(
+                "the earlier run's events survived a create_operation that returned ({} new events)",
+                new.len()
+            ));
+        }
+        let expect: Vec<u64> = (0..new.len() as u64).collect();
+        if new != expect {
+            problems.push(format!(
+                "this run's events out of order or duplicated: {new:?}"
+            ));
+        }
+        if (new.len() as u64) < acked || new.len() as u64 > acked + 1 {
+            problems.push(format!(
+                "{acked} events acknowledged, {} in the log",
+                new.len()
+            ));
+        }
+        problems
+    }
+}
 
 // ===== the negative controls and the state file =====
 

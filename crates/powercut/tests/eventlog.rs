@@ -1,6 +1,6 @@
 //! daemonkit-eventlog under power cuts: no acknowledged event is ever lost.
 
-use powercut::scenario::{EventLogRun, FreshLogRun, LogKind, base_seed};
+use powercut::scenario::{EventLogRun, FreshLogRun, LogKind, OperationLogRun, base_seed};
 
 const WRITER: &str = env!("CARGO_BIN_EXE_powercut-writer");
 
@@ -77,5 +77,27 @@ fn regression_acknowledged_event_lost_with_its_unsynced_parent_directories() {
     .unwrap();
     eprintln!("{summary}");
     assert!(summary.acked > 0, "{summary}");
+    assert!(summary.losses.is_empty(), "{summary}");
+}
+
+#[test]
+fn a_per_operation_log_never_mixes_an_earlier_run_with_this_one_at_any_cut() {
+    if powercut::skip_unless_fuse().is_some() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let summary = OperationLogRun {
+        writer: WRITER.into(),
+        events: 2,
+        seeds_per_step: 6,
+        seed: base_seed(0x0be7_0001),
+    }
+    .run(work.path())
+    .unwrap();
+    eprintln!("{summary}");
+    assert!(
+        summary.acked > 0 && summary.file_ops_dropped > 0,
+        "{summary}"
+    );
     assert!(summary.losses.is_empty(), "{summary}");
 }

@@ -4,6 +4,7 @@
 //! ```text
 //! powercut-writer eventlog DIR FILE TAG WRITERS EVENTS   daemonkit-eventlog, WRITERS threads
 //! powercut-writer fresh-log DIR FILE TAG EVENTS          create DIR (create_dir_all), then log
+//! powercut-writer operation DIR OPERATION TAG EVENTS     EventLog::create_operation, then log
 //! powercut-writer ack-before-sync DIR FILE TAG EVENTS    negative control: ack, then fdatasync
 //! powercut-writer no-dir-sync DIR FILE TAG EVENTS        negative control: never fsync DIR
 //! powercut-writer state DIR GENERATIONS sync|nosync      temp file + rename; nosync skips the
@@ -12,7 +13,8 @@
 //! ```
 //!
 //! Output lines: `open KEPT CUT SIDE_FILE|-` once the event log is open (what its torn-tail
-//! repair did), `ack TAG NODE SEQ` per acknowledged event, `ack TAG SEQ` per acknowledged line of
+//! repair did), `created` once `create_operation` returned, `ack TAG NODE SEQ` per acknowledged
+//! event, `ack TAG SEQ` per acknowledged line of
 //! the plain writers, `ack GENERATION` per state file generation, `pruned NAME` per removal.
 #![forbid(unsafe_code)]
 
@@ -22,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use daemonkit_eventlog::{Event, EventLog, Level};
+use daemonkit_eventlog::{CONSENSUS_PREFIX, Event, EventLog, Level};
 use daemonkit_filepruner::{FilenameTimestamp, Pattern, Pruner};
 use powercut::check::state_content;
 
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
             eventlog(dir, file, tag, num(writers), num(events))
         }
         ["fresh-log", dir, file, tag, events] => fresh_log(dir, file, tag, num(events)),
+        ["operation", dir, id, tag, events] => operation(dir, id, tag, num(events)),
         ["ack-before-sync", dir, file, tag, events] => lines(dir, file, tag, num(events), true),
         ["no-dir-sync", dir, file, tag, events] => lines(dir, file, tag, num(events), false),
         ["state", dir, generations, sync] => state(dir, num(generations), sync == "sync"),
@@ -101,6 +104,22 @@ fn fresh_log(dir: &str, file: &str, tag: &str, events: u64) -> Result {
     // As a daemon does on its first start (the demo's events.rs): make the directory, open.
     std::fs::create_dir_all(dir)?;
     let log = EventLog::open_append(dir, file)?;
+    for seq in 0..events {
+        log.log(&Event::new(
+            Level::Info,
+            "PowerCut",
+            seq.to_string(),
+            tag,
+            "w0",
+        ))?;
+        ack(format_args!("ack {tag} w0 {seq}"));
+    }
+    Ok(())
+}
+
+fn operation(dir: &str, operation: &str, tag: &str, events: u64) -> Result {
+    let log = EventLog::create_operation(dir, CONSENSUS_PREFIX, operation)?;
+    ack(format_args!("created"));
     for seq in 0..events {
         log.log(&Event::new(
             Level::Info,
