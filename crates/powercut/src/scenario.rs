@@ -562,7 +562,13 @@ impl OperationLogRun {
 // ===== the negative controls and the state file =====
 
 /// Which broken (or, as a control of the control, correct) writer a [`ControlRun`] runs.
+///
+/// The state-file writers double as the harness for the kit's durable state file (issue 10)
+/// once it lands: a variant running it through a `powercut-writer` subcommand with the
+/// `state` subcommand's arguments and output (`ack GENERATION` after each replacement) is held
+/// to the same check — always exactly the old or the new content, never missing, never a mix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Control {
     /// Prints each line's acknowledgement before `fdatasync`ing it.
     AckBeforeSync,
