@@ -38,7 +38,7 @@ pub struct Summary {
     pub base_seed: u64,
     /// Cuts run.
     pub cuts: u64,
-    /// Writes acknowledged by the writers in all.
+    /// What the writers acknowledged in all: events, lines, state generations, or removals.
     pub acked: u64,
     /// Torn tails an open repaired whose side file was verified.
     pub repairs_verified: u64,
@@ -80,11 +80,30 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// Writes the summary to stderr past the test harness's output capture, so a passing
+    /// run's cuts, base seed and losses are in the CI log too. `expected` says what the
+    /// losses mean for a negative control.
+    pub fn report(&self, expected: Option<&str>) {
+        use std::io::Write;
+        let text = match expected {
+            // A negative control's losses are its success: the headline is enough.
+            Some(why) => format!(
+                "{} (expected: {why})",
+                self.to_string().lines().next().unwrap_or_default()
+            ),
+            None => self.to_string(),
+        };
+        // `eprintln!` is captured by the test harness; the stderr handle is not.
+        let _ = writeln!(std::io::stderr(), "powercut: {text}");
+    }
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: {} cuts (base seed {:#x}), {} writes acknowledged, {} torn tails repaired; \
+            "{}: {} cuts (base seed {:#x}), {} acknowledged, {} torn tails repaired; \
              cuts dropped {} dir ops (kept {}), {} file ops, tore {} writes; {} losses",
             self.name,
             self.cuts,

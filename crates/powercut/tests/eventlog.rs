@@ -29,7 +29,7 @@ fn append_log_with_16_writers_loses_no_acknowledged_event_across_200_cuts() {
     }
     .run(work.path())
     .unwrap();
-    eprintln!("{summary}");
+    summary.report(None);
     assert!(summary.cuts >= cuts(200));
     // The cuts fell while events were in flight, not only before or after the writers ran.
     assert!(
@@ -53,7 +53,7 @@ fn a_new_log_in_a_new_directory_survives_a_cut_at_every_step() {
     }
     .run(work.path())
     .unwrap();
-    eprintln!("{summary}");
+    summary.report(None);
     assert!(summary.acked > 0, "{summary}");
     assert!(summary.losses.is_empty(), "{summary}");
 }
@@ -75,7 +75,7 @@ fn regression_acknowledged_event_lost_with_its_unsynced_parent_directories() {
     }
     .replay(work.path(), 0x8dea_8b4d_3053_5a61)
     .unwrap();
-    eprintln!("{summary}");
+    summary.report(None);
     assert!(summary.acked > 0, "{summary}");
     assert!(summary.losses.is_empty(), "{summary}");
 }
@@ -94,7 +94,7 @@ fn a_per_operation_log_never_mixes_an_earlier_run_with_this_one_at_any_cut() {
     }
     .run(work.path())
     .unwrap();
-    eprintln!("{summary}");
+    summary.report(None);
     assert!(
         summary.acked > 0 && summary.file_ops_dropped > 0,
         "{summary}"

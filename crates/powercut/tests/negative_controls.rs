@@ -17,7 +17,11 @@ fn run(control: Control, cuts: u64) -> Option<Summary> {
         }
         .run(work.path())
         .unwrap();
-        eprintln!("{summary}");
+        let expected = match control {
+            Control::RenameAfterSync => None,
+            _ => Some("a negative control must lose data"),
+        };
+        summary.report(expected);
         summary
     })
 }
