@@ -274,7 +274,7 @@ impl EventLogRun {
         let mut run_ops = 2 * self.writers * self.events + 8;
         let log_dir = "logs";
         for i in 0..self.cuts {
-            if i % self.cuts_per_disk == 0 {
+            if i % self.cuts_per_disk.max(1) == 0 {
                 if i > 0 {
                     self.finish_disk(&disk, &mut ledger, &mut summary, i)?;
                 }
