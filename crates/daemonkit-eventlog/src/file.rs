@@ -153,7 +153,11 @@ pub(crate) fn lock(file: &File, path: &Path) -> Result<(), Error> {
 
 /// Makes a newly created entry in `dir` durable: without this a crash can lose the file itself.
 pub(crate) fn sync_directory(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
+    // O_DIRECTORY: a FIFO planted at the path fails the open instead of blocking it forever.
+    let mut open = OpenOptions::new();
+    open.read(true)
+        .custom_flags(OFlags::DIRECTORY.bits() as i32);
+    open.open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|source| Error::Io {
             op: Op::SyncDirectory,
