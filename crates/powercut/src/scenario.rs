@@ -52,6 +52,10 @@ pub struct Summary {
     pub torn_writes: u64,
     /// Everything lost, with the seed of the cut that lost it.
     pub losses: Vec<Loss>,
+    /// A copy of the disk as the first losing cut left it (under the run's scratch space),
+    /// for a post-mortem: with concurrent writers the seed replays the cut point and crash
+    /// choices but not the threads' interleaving.
+    pub evidence: Option<PathBuf>,
 }
 
 impl Summary {
@@ -71,7 +75,15 @@ impl Summary {
         self.torn_writes += report.torn_writes;
     }
 
-    fn lose(&mut self, cut: u64, seed: u64, problems: Vec<String>) {
+    fn lose(&mut self, disk: &Disk, cut: u64, seed: u64, problems: Vec<String>) {
+        if !problems.is_empty() && self.evidence.is_none() {
+            let to = disk
+                .mnt
+                .with_file_name(format!("loss-cut{cut}-seed{seed:x}"));
+            if copy_tree(&disk.backing, &to).is_ok() {
+                self.evidence = Some(to);
+            }
+        }
         self.losses.extend(
             problems
                 .into_iter()
@@ -116,6 +128,9 @@ impl fmt::Display for Summary {
             self.torn_writes,
             self.losses.len()
         )?;
+        if let Some(evidence) = &self.evidence {
+            write!(f, "\n  the first losing cut left: {}", evidence.display())?;
+        }
         for loss in self.losses.iter().take(10) {
             write!(
                 f,
@@ -128,6 +143,21 @@ impl fmt::Display for Summary {
         }
         Ok(())
     }
+}
+
+/// Copies the tree at `from` to `to` (regular files and directories).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 /// The base seed for a run: `POWERCUT_SEED` (decimal or `0x` hex) if set, else `default`.
@@ -312,7 +342,7 @@ impl EventLogRun {
             }
             let mut problems = ledger.record(&run.stdout);
             problems.extend(ledger.check(&disk.backing.join(log_dir).join("events.jsonl")));
-            summary.lose(i, seed, problems);
+            summary.lose(&disk, i, seed, problems);
         }
         self.finish_disk(&disk, &mut ledger, &mut summary, self.cuts)?;
         Ok(summary)
@@ -349,7 +379,7 @@ impl EventLogRun {
         }
         summary.acked += ledger.events_acked;
         summary.repairs_verified += ledger.repairs_verified;
-        summary.lose(i, 0, problems);
+        summary.lose(disk, i, 0, problems);
         Ok(())
     }
 }
@@ -437,7 +467,7 @@ impl FreshLogRun {
             .into_iter()
             .map(|p| format!("cut after op {step}: {p}"))
             .collect();
-        summary.lose(index, seed, problems);
+        summary.lose(disk, index, seed, problems);
         Ok(())
     }
 }
@@ -502,7 +532,7 @@ impl OperationLogRun {
                     .map(|p| format!("cut after op {step}: {p}"))
                     .collect();
                 summary.acked += run.stdout.iter().filter(|l| l.starts_with("ack ")).count() as u64;
-                summary.lose(index, seed, problems);
+                summary.lose(&disk, index, seed, problems);
                 index += 1;
             }
         }
@@ -663,7 +693,7 @@ impl ControlRun {
                 }
             };
             summary.acked += run.stdout.iter().filter(|l| l.starts_with("ack ")).count() as u64;
-            summary.lose(i, seed, problems);
+            summary.lose(&disk, i, seed, problems);
         }
         Ok(summary)
     }
@@ -764,7 +794,7 @@ impl PrunerRun {
                 ));
             }
             check("after a second pass", &mut problems, true);
-            summary.lose(i, seed, problems);
+            summary.lose(&disk, i, seed, problems);
         }
         Ok(summary)
     }

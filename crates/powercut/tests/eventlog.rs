@@ -30,6 +30,10 @@ fn append_log_with_16_writers_loses_no_acknowledged_event_across_200_cuts() {
     .run(work.path())
     .unwrap();
     summary.report(None);
+    if !summary.losses.is_empty() {
+        // Keep the scratch space: the evidence of the first losing cut is in it.
+        let _ = work.keep();
+    }
     assert!(summary.cuts >= cuts(200));
     // The cuts fell while events were in flight, not only before or after the writers ran.
     assert!(
@@ -54,6 +58,10 @@ fn a_new_log_in_a_new_directory_survives_a_cut_at_every_step() {
     .run(work.path())
     .unwrap();
     summary.report(None);
+    if !summary.losses.is_empty() {
+        // Keep the scratch space: the evidence of the first losing cut is in it.
+        let _ = work.keep();
+    }
     assert!(summary.acked > 0, "{summary}");
     assert!(summary.losses.is_empty(), "{summary}");
 }
@@ -76,6 +84,10 @@ fn regression_acknowledged_event_lost_with_its_unsynced_parent_directories() {
     .replay(work.path(), 0x8dea_8b4d_3053_5a61)
     .unwrap();
     summary.report(None);
+    if !summary.losses.is_empty() {
+        // Keep the scratch space: the evidence of the first losing cut is in it.
+        let _ = work.keep();
+    }
     assert!(summary.acked > 0, "{summary}");
     assert!(summary.losses.is_empty(), "{summary}");
 }
@@ -95,6 +107,10 @@ fn a_per_operation_log_never_mixes_an_earlier_run_with_this_one_at_any_cut() {
     .run(work.path())
     .unwrap();
     summary.report(None);
+    if !summary.losses.is_empty() {
+        // Keep the scratch space: the evidence of the first losing cut is in it.
+        let _ = work.keep();
+    }
     assert!(
         summary.acked > 0 && summary.file_ops_dropped > 0,
         "{summary}"
