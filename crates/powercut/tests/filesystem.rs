@@ -179,3 +179,26 @@ fn an_unsynced_rename_is_done_or_not_never_half() {
     }
     assert_eq!(seen.len(), 2, "{seen:?}");
 }
+
+/// The example of docs/user-guide.md, section 11, as written there.
+#[test]
+fn the_user_guide_example_holds() {
+    let Some((backing, mnt)) = dirs() else { return };
+    let seed = 3;
+    let fs = PowerCut::mount(backing.path(), mnt.path()).unwrap();
+    let mut f = std::fs::File::create(mnt.path().join("state")).unwrap();
+    f.write_all(b"acknowledged").unwrap();
+    f.sync_data().unwrap();
+    std::fs::File::open(mnt.path()).unwrap().sync_all().unwrap(); // the new entry, too
+    fs.cut_after(fs.ops() + 1); // the power fails after one more operation
+    f.write_all(b", and more").unwrap(); // accepted, never synced
+    assert!(f.sync_data().is_err()); // EIO: the power is off
+    drop(f); // files must be closed to unmount
+    let report = fs.crash(seed).unwrap(); // the backing directory: what survived
+    assert!(
+        std::fs::read(backing.path().join("state"))
+            .unwrap()
+            .starts_with(b"acknowledged")
+    );
+    assert_eq!(report.seed, seed);
+}
