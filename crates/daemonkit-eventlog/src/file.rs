@@ -153,11 +153,49 @@ pub(crate) fn lock(file: &File, path: &Path) -> Result<(), Error> {
 
 /// Makes a newly created entry in `dir` durable: without this a crash can lose the file itself.
 pub(crate) fn sync_directory(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
+    // O_DIRECTORY: a FIFO planted at the path fails the open instead of blocking it forever.
+    let mut open = OpenOptions::new();
+    open.read(true)
+        .custom_flags(OFlags::DIRECTORY.bits() as i32);
+    open.open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|source| Error::Io {
             op: Op::SyncDirectory,
             path: dir.to_path_buf(),
             source,
         })
+}
+
+/// Makes the log's directory durable together with the entries that name it and each of its
+/// ancestors, so a directory tree made just before the log (`create_dir_all` on a daemon's first
+/// start) survives a power cut with it. Syncing `dir` alone would make the log's entry durable
+/// inside a directory that a power cut can still remove.
+///
+/// Done on every open, not only when the file is created: a previous process may have made the
+/// directories and died before syncing them, leaving them only in the page cache. An ancestor
+/// this process cannot open (no read permission) is skipped: nothing more can be done for it.
+pub(crate) fn sync_directory_and_ancestors(dir: &Path) -> Result<(), Error> {
+    sync_directory(dir)?;
+    // The real path, so the chain synced is the one on disk, not that of a symbolic link.
+    let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    for ancestor in real.ancestors().skip(1) {
+        match sync_directory(ancestor) {
+            Ok(()) => {}
+            Err(Error::Io { source, .. })
+                if matches!(
+                    source.kind(),
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound
+                ) =>
+            {
+                tracing::debug!(
+                    reason = "AncestorSyncSkipped",
+                    path = %ancestor.display(),
+                    error = %source,
+                    "cannot sync an ancestor of the event log's directory; skipped"
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

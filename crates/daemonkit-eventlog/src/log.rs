@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::file::{absolute_dir, check_name, check_prefix, lock, open_log_file, sync_directory};
+use crate::file::{
+    absolute_dir, check_name, check_prefix, lock, open_log_file, sync_directory_and_ancestors,
+};
 use crate::repair::{TornTailRepair, repair_torn_tail};
 use crate::{Error, Event, Op};
 
@@ -143,8 +145,8 @@ impl EventLog {
     /// exists: each run of an operation starts a fresh file.
     ///
     /// `prefix` may be empty; [`CONSENSUS_PREFIX`] names files as the Go daemonkit does. `dir`
-    /// must exist. A new file is created mode 0640; the directory is synced so the file's entry
-    /// survives a crash.
+    /// must exist. A new file is created mode 0640; the directory and its ancestors are synced so
+    /// the file's entry survives a power cut, even in a directory created just before.
     ///
     /// # Errors
     ///
@@ -174,7 +176,7 @@ impl EventLog {
         let (file, created) = open_log_file(&path)?;
         lock(&file, &path)?;
         // Synced even when the file existed: its creator may have died before syncing it.
-        sync_directory(&dir)?;
+        sync_directory_and_ancestors(&dir)?;
         if !created {
             // Only after taking the lock, so another writer's file is never cut.
             file.set_len(0).map_err(|source| Error::Io {
@@ -198,7 +200,8 @@ impl EventLog {
     /// If the file ends in a partial line — a writer died mid-write — the partial line is cut
     /// before anything is appended and saved in a side file; see [`TornTailRepair`], returned by
     /// [`torn_tail_repair`](EventLog::torn_tail_repair). `dir` must exist. A new file is created
-    /// mode 0640; the directory is synced so the file's entry survives a crash.
+    /// mode 0640; the directory and its ancestors are synced so the file's entry survives a power
+    /// cut, even in a directory created just before (`create_dir_all`).
     ///
     /// # Errors
     ///
@@ -227,7 +230,7 @@ impl EventLog {
         let (file, created) = open_log_file(&path)?;
         lock(&file, &path)?;
         // Synced even when the file existed: its creator may have died before syncing it.
-        sync_directory(&dir)?;
+        sync_directory_and_ancestors(&dir)?;
         if created {
             return Ok(EventLog::from_parts(path, file, 0, None));
         }
