@@ -20,7 +20,8 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    /// Starts the writer task; the log is opened (and the directory created) there.
+    /// Starts the writer task; the log is opened (and the directory created) there, at
+    /// the first milestone, so nothing is touched on disk before the daemon is ready.
     pub fn start(dir: PathBuf) -> EventWriter {
         let started = jiff::Timestamp::now();
         let file_name = format!("events-{}.jsonl", started.strftime("%Y%m%d"));
@@ -49,17 +50,24 @@ impl EventWriter {
         let _ = self.tx.send(Some(event));
     }
 
-    /// `DaemonStarted`.
-    pub fn daemon_started(&self) {
-        self.send(
-            Level::Info,
-            "DaemonStarted",
-            format!(
+    /// Records `DaemonStarted` when called: the daemon's ready hook
+    /// ([`DaemonBuilder::on_ready`](daemonkit::DaemonBuilder::on_ready)), so a daemon that
+    /// never got ready (a second instance, a failed probe) writes nothing.
+    pub fn on_started(&self) -> impl FnOnce() + Send + 'static {
+        let (tx, operation_id, node_id) = (
+            self.tx.clone(),
+            self.operation_id.clone(),
+            self.node_id.clone(),
+        );
+        move || {
+            let msg = format!(
                 "daemonkit-demo {} started (pid {})",
                 env!("CARGO_PKG_VERSION"),
                 std::process::id()
-            ),
-        );
+            );
+            let event = Event::new(Level::Info, "DaemonStarted", msg, &operation_id, &node_id);
+            let _ = tx.send(Some(event));
+        }
     }
 
     /// `DaemonStopped`, at a clean stop.
@@ -112,6 +120,9 @@ async fn write_all(
     file_name: String,
     mut rx: mpsc::UnboundedReceiver<Option<Event>>,
 ) {
+    let Some(Some(first)) = rx.recv().await else {
+        return;
+    };
     let opened = {
         let (dir, file_name) = (dir.clone(), file_name.clone());
         tokio::task::spawn_blocking(move || {
@@ -134,9 +145,11 @@ async fn write_all(
             return;
         }
     };
-    while let Some(Some(event)) = rx.recv().await {
+    let mut next = Some(first);
+    while let Some(event) = next {
         if let Err(err) = log.log_async(&event).await {
             tracing::error!(reason = "EventLogWriteFailed", event_reason = %event.reason, error = %err, "milestone not recorded");
         }
+        next = rx.recv().await.flatten();
     }
 }

@@ -50,9 +50,17 @@ struct Args {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     heartbeat: Option<Duration>,
 
-    /// How long the `flaky` monitor runs before it crashes.
+    /// How long the `flaky` monitor runs before it fails.
     #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = parse_duration)]
     flaky_after: Duration,
+
+    /// How the `flaky` monitor fails: `error` (returns an error: back-off, restarts),
+    /// `panic` (panics in its future), `panic-early` (panics in `run` before returning its
+    /// future), `hang` (never returns, ignores cancellation: named at shutdown, exit 1),
+    /// `block` (blocks the runtime's only thread: the control socket stops answering, and
+    /// SIGTERM still ends the process within --shutdown-timeout plus 200 ms, exit 1).
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = monitors::FlakyMode::Error)]
+    flaky_mode: monitors::FlakyMode,
 
     /// How often the `watcher` monitor flips its connectivity error on or off.
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
@@ -70,9 +78,10 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 30)]
     keep: usize,
 
-    /// How long shutdown waits for monitors to stop.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    shutdown_deadline: Duration,
+    /// How long shutdown waits for monitors to stop. The process exits by this plus
+    /// 200 ms after SIGTERM, whatever its monitors do.
+    #[arg(long, visible_alias = "shutdown-deadline", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    shutdown_timeout: Duration,
 
     /// Where logs go: `json` lines on stderr, the journal's native protocol (`journald`,
     /// every field a journal field: `journalctl REASON=MonitorCrash`), or `auto`: the
@@ -107,28 +116,18 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     logging::install(args.log_format, log_filter());
-
-    // One thread is plenty for a handful of monitors and an operator's requests, starts
-    // faster (no worker threads to spawn before READY=1) and keeps the idle RSS down.
-    // Blocking work (event-log fsyncs, pruning) still goes to tokio's blocking pool.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("daemonkit-demo: cannot start the tokio runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let exit = runtime.block_on(run(args));
-    if !matches!(exit, Exit::Clean) {
+    let exit = run(args);
+    if !exit.is_clean() {
         eprintln!("daemonkit-demo: {exit}");
     }
     exit.into()
 }
 
-async fn run(args: Args) -> Exit {
+/// Builds the daemon (every configuration mistake is exit 78 here, before anything
+/// runs) and runs it on the kit's bounded one-thread runtime: one thread is plenty for a
+/// handful of monitors and an operator's requests, starts faster and keeps the idle RSS
+/// down; blocking work (event-log fsyncs, pruning) goes to tokio's blocking pool.
+fn run(args: Args) -> Exit {
     let mut policy = RestartPolicy::builder()
         .initial(args.backoff_initial)
         .cap(args.backoff_cap.max(args.backoff_initial));
@@ -137,7 +136,7 @@ async fn run(args: Args) -> Exit {
     }
     let policy = match policy.build() {
         Ok(policy) => policy,
-        Err(err) => return Exit::Config(err),
+        Err(err) => return Exit::from(err),
     };
     let degraded_every = policy.degraded_every();
 
@@ -159,12 +158,12 @@ async fn run(args: Args) -> Exit {
     if let Some(addr) = args.metrics_addr {
         control_plane = control_plane.tcp(addr);
     }
-    let daemon = Daemon::builder("daemonkit-demo")
+    let builder = Daemon::builder("daemonkit-demo")
         .policy(policy)
         .control_plane(control_plane)
-        .shutdown_deadline(args.shutdown_deadline)
+        .shutdown_timeout(args.shutdown_timeout)
         .monitor(monitors::steady())
-        .monitor(monitors::flaky(args.flaky_after))
+        .monitor(monitors::flaky(args.flaky_after, args.flaky_mode))
         .monitor(monitors::watcher(args.flip_every))
         .monitor(monitors::pruner(
             state_dir.clone(),
@@ -172,17 +171,22 @@ async fn run(args: Args) -> Exit {
             args.retention,
             args.keep,
         ));
+    let daemon = match builder.build() {
+        Ok(daemon) => daemon,
+        Err(err) => return Exit::from(err),
+    };
 
-    // Milestones go to the durable event log from a task of their own, so the fsyncs
-    // never delay start-up (READY=1) or a supervisor.
-    let events = events::EventWriter::start(state_dir);
-    events.record_degraded_streaks(daemon.tracker(), degraded_every);
-    events.daemon_started();
-
-    let exit = daemon.run().await;
-    if matches!(exit, Exit::Clean) {
-        events.daemon_stopped();
-    }
-    events.finish().await;
-    exit
+    daemon.run_main_with(|daemon| async move {
+        // Milestones go to the durable event log from a task of their own, so the fsyncs
+        // never delay start-up (READY=1) or a supervisor; the log is opened at the first
+        // milestone, once the daemon is ready.
+        let events = events::EventWriter::start(state_dir);
+        events.record_degraded_streaks(daemon.tracker(), degraded_every);
+        let exit = daemon.on_ready(events.on_started()).run().await;
+        if exit.is_clean() {
+            events.daemon_stopped();
+        }
+        events.finish().await;
+        exit
+    })
 }

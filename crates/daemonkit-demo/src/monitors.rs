@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use daemonkit::{BoxError, BoxFuture, Monitor, StatusError, monitor_fn};
+use daemonkit::{BoxError, BoxFuture, Connectivity, Monitor, StatusError, monitor_fn};
 use daemonkit_filepruner::{FilenameTimestamp, Pattern, Pruner};
 use tokio_util::sync::CancellationToken;
 
@@ -17,13 +17,55 @@ pub fn steady() -> Arc<dyn Monitor> {
     })
 }
 
-/// Crashes `after` every start: shows back-off, restarts and `MonitorDegraded`.
-pub fn flaky(after: Duration) -> Arc<dyn Monitor> {
-    monitor_fn("flaky", move |cancel| async move {
-        tokio::select! {
-            _ = cancel.cancelled() => Ok(()),
-            _ = tokio::time::sleep(after) => {
-                Err::<(), BoxError>("simulated failure: lost the upstream session".into())
+/// How the `flaky` monitor fails: each mode is one failure the kit must survive and
+/// report truthfully.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FlakyMode {
+    /// Returns an error `--flaky-after` each start: back-off, restarts, `MonitorDegraded`.
+    Error,
+    /// Panics inside its future `--flaky-after` each start (`MonitorPanic`, then as a crash).
+    Panic,
+    /// Panics in `run` itself, before returning its future, at every start.
+    PanicEarly,
+    /// Never returns and ignores cancellation (async): named at shutdown, exit 1.
+    Hang,
+    /// Blocks its thread `--flaky-after` after starting: on the demo's one-thread
+    /// runtime everything stalls (`/status` cannot answer); SIGTERM still ends the
+    /// process within the shutdown timeout plus the margin, with exit 1.
+    Block,
+}
+
+/// The monitor whose failure mode is `mode`, `after` each start.
+pub fn flaky(after: Duration, mode: FlakyMode) -> Arc<dyn Monitor> {
+    monitor_fn("flaky", move |cancel: CancellationToken| {
+        if mode == FlakyMode::PanicEarly {
+            panic!("simulated panic before the run loop's future was built");
+        }
+        async move {
+            match mode {
+                FlakyMode::Hang => {
+                    // Ignores `cancel` on purpose: the kit must still end the process.
+                    std::future::pending::<()>().await;
+                    Ok(())
+                }
+                FlakyMode::Block => {
+                    tokio::time::sleep(after).await;
+                    // Blocks the runtime's thread on purpose (the mistake the kit's
+                    // stall report and shutdown bound exist for).
+                    std::thread::sleep(Duration::from_secs(24 * 3600));
+                    Ok(())
+                }
+                _ => {
+                    tokio::select! {
+                        _ = cancel.cancelled() => Ok(()),
+                        _ = tokio::time::sleep(after) => {
+                            if mode == FlakyMode::Panic {
+                                panic!("simulated panic in the run loop");
+                            }
+                            Err::<(), BoxError>("simulated failure: lost the upstream session".into())
+                        }
+                    }
+                }
             }
         }
     })
@@ -63,18 +105,21 @@ impl Monitor for Watcher {
         })
     }
 
-    fn reports_connectivity(&self) -> bool {
-        true
+    fn connectivity(&self) -> Option<&dyn Connectivity> {
+        Some(self)
     }
+}
 
-    fn connectivity_error(&self) -> Option<StatusError> {
-        self.failing.load(Ordering::SeqCst).then(|| {
-            StatusError::new(
+impl Connectivity for Watcher {
+    fn check(&self) -> Result<(), StatusError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StatusError::new(
                 "UpstreamUnreachable",
                 "dial 127.0.0.1:9 (simulated): connection refused",
             )
-            .with_resolution("check that the upstream service is running")
-        })
+            .with_resolution("check that the upstream service is running"));
+        }
+        Ok(())
     }
 }
 

@@ -284,9 +284,11 @@ fn refuses_to_start_on_a_live_socket_and_the_first_keeps_serving() {
         .env_remove("NOTIFY_SOCKET")
         .output()
         .unwrap();
-    assert!(!second.status.success());
     let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(75), "{err}");
     assert!(err.contains(&first.socket().display().to_string()), "{err}");
+    // The socket is claimed before any monitor runs: the second ran none.
+    assert!(!err.contains("MonitorStarted"), "{err}");
     assert_eq!(http_get(&first.socket(), "/health").0, 200);
 }
 
@@ -669,4 +671,81 @@ fn prometheus_scrapes_the_demo_and_reads_back_flaky_restarts() {
         restarts >= 1.0,
         "flaky restarts seen by Prometheus: {restarts}"
     );
+}
+
+/// `--flaky-mode panic` and `panic-early`: both are crashes of `flaky` (reason
+/// `MonitorPanic`, then back-off with the panic as the error), never a silent death of its
+/// supervisor, and `/status` shows the truth.
+#[test]
+fn flaky_panics_before_and_inside_its_future_are_crashes_in_status() {
+    for (mode, message) in [
+        ("panic", "panic: simulated panic in the run loop"),
+        (
+            "panic-early",
+            "panic: simulated panic before the run loop's future was built",
+        ),
+    ] {
+        let mut demo = Demo::start(&[
+            "--flaky-mode",
+            mode,
+            "--flaky-after",
+            "10ms",
+            "--backoff-initial",
+            "20ms",
+            "--backoff-cap",
+            "40ms",
+        ]);
+        demo.wait_ready();
+        demo.wait_for("MonitorPanic", |v| {
+            reason(v) == "MonitorPanic" && v["monitor"] == "flaky"
+        });
+        let status = demo.wait_status("flaky restarted after a panic", |s| {
+            s["flaky"]["restarts"].as_u64().unwrap_or(0) >= 2
+        });
+        assert_eq!(status["flaky"]["last_error"], message, "{mode}: {status}");
+        assert_eq!(status["steady"]["state"], "running", "{mode}: {status}");
+        demo.signal(rustix::process::Signal::TERM);
+        assert_eq!(
+            demo.exit_within(Duration::from_secs(5)).code(),
+            Some(0),
+            "{mode}"
+        );
+    }
+}
+
+/// `--flaky-mode hang` (ignores cancellation) and `block` (blocks the only runtime
+/// thread): SIGTERM still ends the process within the shutdown timeout plus the margin,
+/// with exit 1.
+#[test]
+fn sigterm_ends_a_demo_with_a_stuck_monitor_within_its_shutdown_timeout() {
+    for mode in ["hang", "block"] {
+        let mut demo = Demo::start(&[
+            "--flaky-mode",
+            mode,
+            "--flaky-after",
+            "10ms",
+            "--shutdown-timeout",
+            "300ms",
+        ]);
+        demo.wait_ready();
+        if mode == "hang" {
+            // A hung monitor is still running: status says so, truthfully.
+            demo.wait_status("flaky running", |s| s["flaky"]["state"] == "running");
+        } else {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let start = Instant::now();
+        demo.signal(rustix::process::Signal::TERM);
+        let status = demo.exit_within(Duration::from_secs(5));
+        let took = start.elapsed();
+        assert_eq!(status.code(), Some(1), "{mode}");
+        // 300 ms + the 200 ms margin; before 0.2 `block` never exited and `hang` waited
+        // for the timeout, then for the runtime. The bound leaves room for a loaded
+        // machine, not for a hang.
+        assert!(took < Duration::from_secs(2), "{mode}: took {took:?}");
+        let late = demo.wait_for("the late monitor named", |v| {
+            reason(v) == "MonitorShutdownTimeout" || reason(v) == "ShutdownForced"
+        });
+        eprintln!("{mode}: exited 1 after {took:?} ({})", reason(&late));
+    }
 }

@@ -46,6 +46,7 @@ use crate::{Error, ErrorKind, panic, paths};
 
 type ReloadFn = Arc<dyn Fn() -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
 type AliveFn = Arc<dyn Fn() -> bool + Send + Sync>;
+type ReadyHook = Box<dyn FnOnce() + Send>;
 
 /// How long past the shutdown timeout [`Daemon::run_main`] lets the process live before
 /// it exits regardless: time for the runtime to drop its tasks and for log lines to be
@@ -220,6 +221,7 @@ impl DaemonBuilder {
             watchdog,
             notifier,
             reload: self.reload,
+            on_ready: None,
             shutdown_timeout: self.shutdown_timeout,
         })
     }
@@ -278,6 +280,7 @@ pub struct Daemon {
     watchdog: Watchdog,
     notifier: Notifier,
     reload: Option<ReloadFn>,
+    on_ready: Option<ReadyHook>,
     shutdown_timeout: Duration,
 }
 
@@ -316,6 +319,16 @@ impl Daemon {
         self.supervisor.tracker()
     }
 
+    /// Runs `hook` once, right after `READY=1`: the place for "the daemon started"
+    /// records, so a run that never got ready (a second instance, a failed probe) leaves
+    /// none. Set here rather than on the builder because such a hook usually holds
+    /// values made on the daemon's runtime (see [`run_main_with`](Self::run_main_with)).
+    /// A panic in it is logged (`ReadyHookPanicked`); the daemon keeps running.
+    pub fn on_ready(mut self, hook: impl FnOnce() + Send + 'static) -> Self {
+        self.on_ready = Some(Box::new(hook));
+        self
+    }
+
     /// The control socket the daemon will serve.
     pub fn socket_path(&self) -> &Path {
         self.control_plane.socket_path()
@@ -332,6 +345,29 @@ impl Daemon {
     /// last-resort thread that exits the process with [`Exit::ShutdownTimedOut`]'s code
     /// (1), logging `ShutdownForced`.
     pub fn run_main(self) -> Exit {
+        self.run_main_with(Daemon::run)
+    }
+
+    /// [`run_main`](Self::run_main) with work of your own around the run, on the same
+    /// runtime and under the same bound: `main` receives the daemon and returns its exit,
+    /// typically after setting something up, awaiting [`Daemon::run`], and finishing
+    /// (flushing an event log).
+    ///
+    /// ```no_run
+    /// # use daemonkit::{Daemon, Exit};
+    /// # let daemon = Daemon::builder("agent").build().unwrap();
+    /// let exit = daemon.run_main_with(|daemon| async move {
+    ///     // open files, start writers…
+    ///     let exit = daemon.run().await;
+    ///     // flush, record the stop…
+    ///     exit
+    /// });
+    /// ```
+    pub fn run_main_with<F, Fut>(self, main: F) -> Exit
+    where
+        F: FnOnce(Daemon) -> Fut,
+        Fut: Future<Output = Exit>,
+    {
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -345,7 +381,7 @@ impl Daemon {
         ) {
             return Exit::Failed(Error::Signal { source });
         }
-        let exit = runtime.block_on(self.run());
+        let exit = runtime.block_on(main(self));
         // A quarter of the margin for blocking work still running (a last fsync); the
         // rest keeps this path ahead of the last-resort exit, so the caller still
         // reports `exit` itself.
@@ -384,6 +420,7 @@ impl Daemon {
             watchdog,
             notifier,
             reload,
+            on_ready,
             shutdown_timeout,
         } = self;
 
@@ -447,6 +484,11 @@ impl Daemon {
             tracing::warn!(reason = "NotifyFailed", error = %err, "cannot tell systemd we are ready");
         }
         tracing::info!(reason = "DaemonReady", daemon = %name, socket = %socket.display(), "daemon ready");
+        if let Some(hook) = on_ready
+            && let Err(message) = panic::call(hook)
+        {
+            tracing::error!(reason = "ReadyHookPanicked", panic = %message, "the ready hook panicked");
+        }
 
         // 7. Serve until told to stop; reload on SIGHUP.
         loop {

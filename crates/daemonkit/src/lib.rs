@@ -81,11 +81,11 @@ pub mod server;
 #[cfg(feature = "systemd")]
 pub mod systemd;
 
-#[cfg(all(feature = "server", feature = "systemd"))]
+#[cfg(feature = "daemon")]
 pub mod daemon;
 
 pub use boxed::{BoxError, BoxFuture};
-#[cfg(all(feature = "server", feature = "systemd"))]
+#[cfg(feature = "daemon")]
 pub use daemon::{Daemon, DaemonBuilder, Exit};
 pub use error::{Error, ErrorKind, Op};
 pub use monitor::{Connectivity, Monitor, monitor_fn};
