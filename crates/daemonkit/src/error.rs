@@ -201,4 +201,20 @@ pub enum Error {
         /// What it is, e.g. `a regular file`.
         found: String,
     },
+    // ===== directories (paths) =====
+    /// A directory the kit would create, write into or trust is not safe to use: a
+    /// symbolic link, owned by another user, or writable by others. It was left alone.
+    #[error("refusing to use {path} (owner {owner}, mode {mode:04o}): {problem}; {fix}")]
+    UnsafeDirectory {
+        /// The directory (or what is at its path).
+        path: PathBuf,
+        /// Its owner, e.g. `alice (uid 1000)`.
+        owner: String,
+        /// Its permission bits, with setuid, setgid and sticky.
+        mode: u32,
+        /// What is wrong with it.
+        problem: String,
+        /// What to do about it.
+        fix: String,
+    },
 }
