@@ -269,8 +269,8 @@ fn set_member(name: &[u8]) -> Option<(Vec<u8>, SetKey)> {
     ))
 }
 
-/// The files of the rotating set in `dir`, oldest first.
-fn set_files(dir: &Path, prefix: Option<&str>) -> Result<Vec<PathBuf>, String> {
+/// The files of the rotating set in `dir`, oldest first, and the set's prefix.
+fn set_files(dir: &Path, prefix: Option<&str>) -> Result<(String, Vec<PathBuf>), String> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", escape::path(dir)))?;
     let mut members: Vec<(Vec<u8>, SetKey)> = Vec::new();
@@ -307,10 +307,11 @@ fn set_files(dir: &Path, prefix: Option<&str>) -> Result<Vec<PathBuf>, String> {
         .map(|(_, k)| k)
         .collect();
     keys.sort();
-    Ok(keys
+    let files = keys
         .into_iter()
         .map(|k| dir.join(std::ffi::OsStr::from_bytes(&k.name)))
-        .collect())
+        .collect();
+    Ok((String::from_utf8_lossy(&prefix).into_owned(), files))
 }
 
 // ===== tail =====
@@ -372,13 +373,20 @@ fn tail(path: &Path, n: usize, follow: bool, prefix: Option<&str>, interval: Dur
         eprintln!("daemonctl: {message}");
         ExitCode::from(UNREADABLE)
     };
-    let (dir, files) = if path.is_dir() {
+    // Following keeps to the set chosen now, whatever other sets appear later.
+    let (dir, prefix, files) = if path.is_dir() {
         match set_files(path, prefix) {
-            Ok(files) => (Some(path.to_path_buf()), files),
+            Ok((found, files)) => (
+                Some(path.to_path_buf()),
+                prefix
+                    .map(str::to_owned)
+                    .or((!files.is_empty()).then_some(found)),
+                files,
+            ),
             Err(message) => return fail(message),
         }
     } else {
-        (None, vec![path.to_path_buf()])
+        (None, None, vec![path.to_path_buf()])
     };
     // The newest N lines: from the newest file back, until N are found.
     let mut newest: Vec<Vec<u8>> = Vec::new();
@@ -410,7 +418,7 @@ fn tail(path: &Path, n: usize, follow: bool, prefix: Option<&str>, interval: Dur
     let (file, ino, offset) = current.unwrap_or_else(|| (PathBuf::new(), 0, 0));
     let mut tailer = Tailer {
         dir,
-        prefix: prefix.map(str::to_owned),
+        prefix,
         file,
         ino,
         offset,
@@ -450,7 +458,10 @@ impl Tailer {
         let Some(dir) = &self.dir else {
             return Ok(lines);
         };
-        let files = set_files(dir, self.prefix.as_deref())?;
+        let (prefix, files) = set_files(dir, self.prefix.as_deref())?;
+        if !files.is_empty() {
+            self.prefix = Some(prefix);
+        }
         let newer: Vec<PathBuf> = match files.iter().position(|f| *f == self.file) {
             Some(i) => files[i + 1..].to_vec(),
             None if self.file.as_os_str().is_empty() => files,
