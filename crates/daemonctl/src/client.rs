@@ -152,34 +152,29 @@ fn check_peer(stream: &UnixStream, socket: &Path, dir_owner: u32) -> Result<(), 
 
 /// Sends `GET path` and returns the status and the body, within the target's limits.
 pub fn get(target: &Target, path: &str) -> Result<(StatusCode, Bytes), Failure> {
-    let dir_owner = check_socket_dir(target)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure(format!("cannot start the I/O runtime: {e}")))?;
-    let result = runtime.block_on(async {
-        tokio::time::timeout(target.timeout, request(target, path, dir_owner))
-            .await
-            .unwrap_or_else(|_| {
-                Err(Failure(format!(
-                    "the daemon on {} did not answer {path} completely within {} \
-                     (is it overloaded or stuck? check its logs, or raise --timeout)",
-                    escape::path(&target.socket),
-                    humanize(target.timeout)
-                )))
-            })
-    });
+    let result = runtime.block_on(get_async(target, path));
     // Do not wait for a connection task stuck on a server that keeps sending.
     runtime.shutdown_background();
     result
 }
 
-fn humanize(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
+/// [`get`] inside a running runtime (current-thread, with I/O and time enabled).
+pub async fn get_async(target: &Target, path: &str) -> Result<(StatusCode, Bytes), Failure> {
+    let dir_owner = check_socket_dir(target)?;
+    tokio::time::timeout(target.timeout, request(target, path, dir_owner))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Failure(format!(
+                "the daemon on {} did not answer {path} completely within {} \
+                 (is it overloaded or stuck? check its logs, or raise --timeout)",
+                escape::path(&target.socket),
+                crate::humanize(target.timeout)
+            )))
+        })
 }
 
 async fn request(
@@ -214,7 +209,9 @@ async fn request(
         .handshake(TokioIo::new(stream))
         .await
         .map_err(broken)?;
-    tokio::spawn(connection);
+    // The connection task ends with this exchange, answered or not (timeout, limit): a
+    // server that keeps sending must not keep a `watch` loop reading.
+    let _connection = AbortOnDrop(tokio::spawn(connection));
     let request = Request::get(path)
         .header(hyper::header::HOST, "localhost")
         .body(Empty::<Bytes>::new())
@@ -254,6 +251,15 @@ async fn request(
         }
     }
     Ok((status, Bytes::from(collected)))
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// `16 MiB`, `1500 bytes`.

@@ -87,6 +87,18 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// The status table, refreshed every --interval until Ctrl-C: redrawn in place with
+    /// changed cells highlighted on a terminal, one table after another elsewhere.
+    Watch {
+        #[command(flatten)]
+        conn: Conn,
+        /// How often to ask.
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+        interval: Duration,
+        /// Show the error message column too.
+        #[arg(long)]
+        wide: bool,
+    },
     /// Check that the daemon answers (liveness). Exit code 0, or 2 when it does not.
     Health {
         #[command(flatten)]
@@ -106,6 +118,14 @@ enum Command {
     },
     /// Prune retention files in a directory (the full rules: `daemonctl prune --help`).
     Prune(prune::PruneArgs),
+    /// Print a shell completion script, e.g. `daemonctl completions bash >
+    /// /usr/share/bash-completion/completions/daemonctl`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `daemonctl man > /usr/share/man/man1/daemonctl.1`.
+    Man,
 }
 
 /// Parses `50ms`, `5s`, `1m30s` and the like.
@@ -116,8 +136,17 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from(signed).map_err(|_| format!("{text:?} must not be negative"))
 }
 
+/// `1s`, `250ms`: a duration as the flags take it.
+fn humanize(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
 /// The commands that talk to a daemon (and so take `--socket`).
-const SOCKET_COMMANDS: [&str; 4] = ["status", "describe", "health", "get"];
+const SOCKET_COMMANDS: [&str; 5] = ["status", "describe", "watch", "health", "get"];
 
 /// The clap definition with the resolved default socket printed in `--help`.
 fn command() -> clap::Command {
@@ -193,13 +222,15 @@ fn main() -> ExitCode {
     let file_command = match &cli.command {
         Command::Events { .. } => Some("events"),
         Command::Prune(_) => Some("prune"),
+        Command::Completions { .. } => Some("completions"),
+        Command::Man => Some("man"),
         _ => None,
     };
     if let Some(what) = file_command
         && (top_socket.is_some() || top_daemon.is_some())
     {
         eprintln!(
-            "daemonctl: --socket and --daemon do nothing with `{what}`, which works on files"
+            "daemonctl: --socket and --daemon do nothing with `{what}`, which does not talk to a daemon"
         );
         return ExitCode::from(client::UNREACHABLE);
     }
@@ -211,10 +242,24 @@ fn main() -> ExitCode {
         Command::Describe { monitor, conn } => {
             with_target(conn, &|t| status::describe(t, &monitor))
         }
+        Command::Watch {
+            conn,
+            interval,
+            wide,
+        } => with_target(conn, &|t| status::watch(t, interval, wide)),
         Command::Health { conn } => with_target(conn, &status::health),
         Command::Get { path, conn } => with_target(conn, &|t| status::get_path(t, &path)),
         Command::Events { command } => events::run(command),
         Command::Prune(args) => prune::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "daemonctl", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => match clap_mangen::Man::new(command()).render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            // A closed stdout (e.g. `| head`): nothing more to say.
+            Err(_) => ExitCode::SUCCESS,
+        },
     }
 }
 

@@ -139,15 +139,18 @@ fn parse_ts(s: &str) -> Option<jiff::Timestamp> {
 
 // ===== the table =====
 
-/// Renders the status: NOT READY lines for failing prerequisite probes, then a table of
-/// monitors (grouped by component in the nested shape). Every cell is escaped.
-fn render(doc: &Document<'_>, wide: bool, colour: bool, now: jiff::Timestamp) -> String {
-    let mut out = String::new();
-    for (component, error) in &doc.probe_errors {
-        out.push_str(&not_ready_line(component, error, now));
-        out.push('\n');
-    }
-    let mut headers: Vec<&str> = Vec::new();
+/// The monitor table of a status document: escaped cells, one row per monitor.
+struct Table {
+    headers: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+    /// `component/monitor` (or `monitor`) per row, to match rows across redraws.
+    keys: Vec<String>,
+    state_col: usize,
+    since_col: usize,
+}
+
+fn table(doc: &Document<'_>, wide: bool, now: jiff::Timestamp) -> Table {
+    let mut headers: Vec<&'static str> = Vec::new();
     if doc.nested {
         headers.push("COMPONENT");
     }
@@ -204,20 +207,50 @@ fn render(doc: &Document<'_>, wide: bool, colour: bool, now: jiff::Timestamp) ->
             cells
         })
         .collect();
+    let keys = doc
+        .rows
+        .iter()
+        .map(|r| match r.component {
+            Some(c) => format!("{c}/{}", r.name),
+            None => r.name.to_owned(),
+        })
+        .collect();
+    Table {
+        headers,
+        rows,
+        keys,
+        state_col,
+        since_col: state_col + 1,
+    }
+}
 
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in &rows {
+/// Lays the table out in aligned columns; the state coloured when `colour`, and the
+/// cells for which `changed(row, column)` holds in reverse video.
+fn format(table: &Table, colour: bool, changed: &dyn Fn(usize, usize) -> bool) -> String {
+    let mut widths: Vec<usize> = table.headers.iter().map(|h| h.len()).collect();
+    for row in &table.rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |out: &mut String, cells: &[String], state_colour: Option<&str>| {
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &[String], row: Option<usize>| {
         for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
-            match (i == state_col, state_colour) {
-                (true, Some(code)) => {
-                    let _ = write!(out, "\x1b[{code}m{cell}\x1b[0m");
-                }
-                _ => out.push_str(cell),
+            let mut codes: Vec<&str> = Vec::new();
+            if colour && row.is_some() && i == table.state_col {
+                codes.push(match cell.as_str() {
+                    "running" => "32",
+                    "stopped" => "31",
+                    _ => "33",
+                });
+            }
+            if row.is_some_and(|r| changed(r, i)) {
+                codes.push("7");
+            }
+            if codes.is_empty() {
+                out.push_str(cell);
+            } else {
+                let _ = write!(out, "\x1b[{}m{cell}\x1b[0m", codes.join(";"));
             }
             if i + 1 < cells.len() {
                 out.push_str(&" ".repeat(width - cell.chars().count() + 2));
@@ -225,15 +258,27 @@ fn render(doc: &Document<'_>, wide: bool, colour: bool, now: jiff::Timestamp) ->
         }
         out.push('\n');
     };
-    let header_cells: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
+    let header_cells: Vec<String> = table.headers.iter().map(|h| (*h).to_owned()).collect();
     line(&mut out, &header_cells, None);
-    for row in &rows {
-        let code = colour.then(|| match row[state_col].as_str() {
-            "running" => "32",
-            "stopped" => "31",
-            _ => "33",
-        });
-        line(&mut out, row, code);
+    for (r, row) in table.rows.iter().enumerate() {
+        line(&mut out, row, Some(r));
+    }
+    out
+}
+
+/// Renders the status: NOT READY lines for failing prerequisite probes, then a table of
+/// monitors (grouped by component in the nested shape). Every cell is escaped.
+fn render(doc: &Document<'_>, wide: bool, colour: bool, now: jiff::Timestamp) -> String {
+    let mut out = not_ready_lines(doc, now);
+    out.push_str(&format(&table(doc, wide, now), colour, &|_, _| false));
+    out
+}
+
+fn not_ready_lines(doc: &Document<'_>, now: jiff::Timestamp) -> String {
+    let mut out = String::new();
+    for (component, error) in &doc.probe_errors {
+        out.push_str(&not_ready_line(component, error, now));
+        out.push('\n');
     }
     out
 }
@@ -467,6 +512,106 @@ fn error_fields(out: &mut String, error: &Value, when: &dyn Fn(&str) -> String) 
             };
             let _ = writeln!(out, "    {:<19}{text}", format!("{label}:"));
         }
+    }
+}
+
+/// `daemonctl watch`: the status table, again every `interval`, until SIGINT or SIGTERM.
+///
+/// On a terminal the table is redrawn in place (cursor hidden, restored on exit) and the
+/// cells that changed since the previous draw are shown in reverse video (the SINCE column,
+/// which changes every second, excepted). Elsewhere (a pipe, a file) each table is printed
+/// after the previous one under a time line, without any escape sequence. A failed request
+/// shows its one-line reason in place of the table and watching goes on: a daemon being
+/// restarted is exactly what one watches. Exit code 0 on SIGINT/SIGTERM.
+pub fn watch(target: &Target, interval: std::time::Duration, wide: bool) -> ExitCode {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return client::fail(Failure(format!("cannot start the I/O runtime: {e}"))),
+    };
+    let tty = io::stdout().is_terminal();
+    let colour = tty && std::env::var_os("NO_COLOR").is_none();
+    let result: io::Result<()> = runtime.block_on(async {
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut out = io::stdout();
+        if tty {
+            // Hide the cursor while redrawing; shown again below, whatever ends the loop.
+            out.write_all(b"\x1b[?25l")?;
+        }
+        let mut previous: std::collections::HashMap<String, Vec<String>> = Default::default();
+        let drawn: io::Result<()> = async {
+            loop {
+                let fetched = tokio::select! {
+                    fetched = client::get_async(target, "/status") => fetched,
+                    _ = interrupt.recv() => return Ok(()),
+                    _ = terminate.recv() => return Ok(()),
+                };
+                let now = jiff::Timestamp::now();
+                let mut frame = format!(
+                    "Every {}: daemonctl status on {}    {}\n\n",
+                    crate::humanize(interval),
+                    escape::path(&target.socket),
+                    now.strftime("%Y-%m-%dT%H:%M:%SZ")
+                );
+                let parsed = fetched
+                    .and_then(|(status, body)| client::json(target, "/status", status, &body));
+                match parsed {
+                    Ok(value) => match Document::parse(&value) {
+                        Ok(doc) => {
+                            let table = table(&doc, wide, now);
+                            frame.push_str(&not_ready_lines(&doc, now));
+                            let changed = |r: usize, c: usize| {
+                                tty && c != table.since_col
+                                    && previous
+                                        .get(&table.keys[r])
+                                        .is_some_and(|old| old.get(c) != table.rows[r].get(c))
+                            };
+                            frame.push_str(&format(&table, colour, &changed));
+                            previous = table
+                                .keys
+                                .iter()
+                                .cloned()
+                                .zip(table.rows.iter().cloned())
+                                .collect();
+                        }
+                        Err(what) => {
+                            let _ = writeln!(frame, "daemonctl: /status answered with {what}");
+                        }
+                    },
+                    Err(failure) => {
+                        let _ = writeln!(frame, "daemonctl: {}", failure.0);
+                    }
+                }
+                if tty {
+                    out.write_all(b"\x1b[H\x1b[2J")?;
+                } else {
+                    frame.push('\n');
+                }
+                out.write_all(frame.as_bytes())?;
+                out.flush()?;
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    _ = interrupt.recv() => return Ok(()),
+                    _ = terminate.recv() => return Ok(()),
+                }
+            }
+        }
+        .await;
+        if tty {
+            out.write_all(b"\x1b[?25h\n")?;
+            out.flush()?;
+        }
+        drawn
+    });
+    match result {
+        Ok(()) => ExitCode::from(OK),
+        // stdout closed (e.g. `| head`): the reader is done with us.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::from(OK),
+        Err(e) => client::fail(Failure(format!("watch stopped: {e}"))),
     }
 }
 

@@ -26,6 +26,8 @@ pub enum Answer {
     EndlessHead,
     /// Reads the request, then says nothing, holding the connection.
     Silent,
+    /// Each connection gets the next of these bodies (status 200), round and round.
+    Cycle(Vec<Vec<u8>>),
 }
 
 /// A fake daemon serving `answer` on `socket` from a thread per connection.
@@ -39,9 +41,14 @@ impl FakeDaemon {
         let listener = UnixListener::bind(socket).expect("bind the fake daemon's socket");
         let answer = Arc::new(answer);
         thread::spawn(move || {
-            for stream in listener.incoming() {
+            for (n, stream) in listener.incoming().enumerate() {
                 let Ok(stream) = stream else { return };
-                let answer = Arc::clone(&answer);
+                let answer = match &*answer {
+                    Answer::Cycle(bodies) => {
+                        Arc::new(Answer::Body(200, bodies[n % bodies.len()].clone()))
+                    }
+                    _ => Arc::clone(&answer),
+                };
                 thread::spawn(move || serve_one(stream, &answer));
             }
         });
@@ -102,6 +109,7 @@ fn serve_one(stream: UnixStream, answer: &Answer) {
                 write!(out, "x-filler-{n}: {}\r\n", "y".repeat(100))?;
             }
         }),
+        Answer::Cycle(_) => unreachable!("resolved per connection in serve"),
         Answer::Silent => {
             // Hold the connection until the client goes away.
             let mut buf = [0u8; 64];
