@@ -61,10 +61,22 @@ fn a_symlink_or_a_file_is_never_a_directory() {
     let file = base.path().join("file");
     fs::write(&file, b"").unwrap();
     for check in [check_private_dir, |p: &Path| check_client_socket_dir(p)] {
-        assert!(refusal(check(&link).unwrap_err()).2.contains("symbolic link"));
-        assert!(refusal(check(&file).unwrap_err()).2.contains("regular file"));
+        assert!(
+            refusal(check(&link).unwrap_err())
+                .2
+                .contains("symbolic link")
+        );
+        assert!(
+            refusal(check(&file).unwrap_err())
+                .2
+                .contains("regular file")
+        );
     }
-    assert!(refusal(check_socket_dir(&link).unwrap_err()).2.contains("symbolic link"));
+    assert!(
+        refusal(check_socket_dir(&link).unwrap_err())
+            .2
+            .contains("symbolic link")
+    );
     assert!(inspect_dir(&link).unwrap().is_symlink());
 }
 
@@ -81,7 +93,10 @@ fn a_private_dir_owned_by_another_user_is_refused() {
     let planted = dir_with_mode(base.path(), "planted", 0o700);
     chown(&planted, Some(STRANGER), Some(STRANGER)).unwrap();
     let (owner, mode, problem) = refusal(check_private_dir(&planted).unwrap_err());
-    assert_eq!((owner.as_str(), mode), (format!("uid {STRANGER}").as_str(), 0o700));
+    assert_eq!(
+        (owner.as_str(), mode),
+        (format!("uid {STRANGER}").as_str(), 0o700)
+    );
     assert!(problem.contains("must be owned by"), "{problem}");
 
     // The kernel's socket rule refuses it too: its owner could swap the socket.
@@ -96,8 +111,14 @@ fn the_socket_rule_refuses_world_writable_without_sticky_and_warns_otherwise() {
     let base = tempfile::tempdir().unwrap();
     let check = |name, mode| check_socket_dir(&dir_with_mode(base.path(), name, mode));
     assert_eq!(check("private", 0o750).unwrap(), None);
-    assert_eq!(check("sticky", 0o1777).unwrap(), Some(SocketDirWarning::SharedSticky));
-    assert_eq!(check("group", 0o770).unwrap(), Some(SocketDirWarning::GroupWritable));
+    assert_eq!(
+        check("sticky", 0o1777).unwrap(),
+        Some(SocketDirWarning::SharedSticky)
+    );
+    assert_eq!(
+        check("group", 0o770).unwrap(),
+        Some(SocketDirWarning::GroupWritable)
+    );
     let (_, mode, problem) = refusal(check("open", 0o777).unwrap_err());
     assert_eq!(mode, 0o777);
     assert!(problem.contains("lacks the sticky bit"), "{problem}");
