@@ -22,7 +22,8 @@ use crate::escape;
 /// How `status` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
-    /// A table: monitor, state, since, restarts, reason, resolution.
+    /// A table: monitor, state, since, restarts, reason, resolution; on a terminal also
+    /// the error message, cut to the terminal's width.
     Table,
     /// The table with the error message column, untruncated.
     Wide,
@@ -266,6 +267,43 @@ fn format(table: &Table, colour: bool, changed: &dyn Fn(usize, usize) -> bool) -
     out
 }
 
+/// The terminal's width in columns, when stdout is a terminal that knows it.
+fn terminal_width() -> Option<usize> {
+    let size = rustix::termios::tcgetwinsize(io::stdout()).ok()?;
+    (size.ws_col > 0).then_some(usize::from(size.ws_col))
+}
+
+/// Cuts the MESSAGE cells (with `…`) so every line fits in `width` columns, keeping at
+/// least 10 characters of each message.
+fn fit_message(table: &mut Table, width: usize) {
+    let Some(col) = table.headers.iter().position(|h| *h == "MESSAGE") else {
+        return;
+    };
+    let widths: Vec<usize> = (0..table.headers.len())
+        .map(|c| {
+            table
+                .rows
+                .iter()
+                .map(|r| r[c].chars().count())
+                .chain([table.headers[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let others: usize = widths
+        .iter()
+        .enumerate()
+        .filter(|(c, _)| *c != col)
+        .map(|(_, w)| w + 2)
+        .sum();
+    let room = width.saturating_sub(others).max(10);
+    for row in &mut table.rows {
+        if row[col].chars().count() > room {
+            row[col] = row[col].chars().take(room - 1).collect::<String>() + "…";
+        }
+    }
+}
+
 /// Renders the status: NOT READY lines for failing prerequisite probes, then a table of
 /// monitors (grouped by component in the nested shape). Every cell is escaped.
 fn render(doc: &Document<'_>, wide: bool, colour: bool, now: jiff::Timestamp) -> String {
@@ -344,8 +382,18 @@ pub fn status(target: &Target, output: Output) -> ExitCode {
             .write_all(&escape::json_body(&body))
             .and_then(|()| out.write_all(b"\n")),
         Output::Table | Output::Wide => {
-            let colour = io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            let text = render(&doc, output == Output::Wide, colour, jiff::Timestamp::now());
+            let tty = io::stdout().is_terminal();
+            let colour = tty && std::env::var_os("NO_COLOR").is_none();
+            let now = jiff::Timestamp::now();
+            let text = match (output, tty.then(terminal_width).flatten()) {
+                // On a terminal the table gains the message, cut to fit the width.
+                (Output::Table, Some(width)) => {
+                    let mut table = table(&doc, true, now);
+                    fit_message(&mut table, width);
+                    not_ready_lines(&doc, now) + &format(&table, colour, &|_, _| false)
+                }
+                _ => render(&doc, output == Output::Wide, colour, now),
+            };
             out.write_all(text.as_bytes())
         }
     };

@@ -205,3 +205,44 @@ fn describe_tolerates_missing_fields_and_shows_unknown_ones() {
         assert!(stdout.contains(field), "{field} missing: {stdout}");
     }
 }
+
+#[test]
+fn on_a_terminal_the_table_gains_the_message_cut_to_the_width() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+        && common::skip("`script` (util-linux/bsdutils) is not installed")
+    {
+        return;
+    }
+    let long = "x".repeat(300);
+    let doc = FLAT.replace("connection refused", &format!("connection refused {long}"));
+    let (_dir, daemon) = serve(&doc);
+    let inner = format!(
+        "stty cols 100 rows 20; {} status --socket {}",
+        env!("CARGO_BIN_EXE_daemonctl"),
+        daemon.socket.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qefc", &inner, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    assert!(lines[0].contains("MESSAGE"), "{text}");
+    assert!(
+        lines[1].contains("connection refused xxx") && lines[1].contains('…'),
+        "{text}"
+    );
+    for line in &lines {
+        assert!(
+            line.chars().count() <= 100,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+}
