@@ -255,3 +255,28 @@ fn an_explicit_socket_under_a_sticky_shared_dir_is_served_with_a_warning() {
     let warning = warning.unwrap_or_else(|| panic!("no ControlPlaneSocketDirShared in {stderr}"));
     assert_eq!(warning["level"], "WARN");
 }
+
+#[test]
+fn an_explicit_socket_in_a_directory_owned_by_another_user_is_refused() {
+    if !is_root() && skip("chown needs root") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = dir.path().join("theirs");
+    fs::create_dir(&theirs).unwrap();
+    chown(&theirs, Some(STRANGER), Some(STRANGER)).unwrap();
+    fs::set_permissions(&theirs, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = demo(None, &[]);
+    cmd.arg("--socket")
+        .arg(theirs.join("control.sock"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"));
+    let out = wait_output(cmd.spawn().unwrap(), Duration::from_secs(10));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("owned by neither root nor") && stderr.contains(&format!("uid {STRANGER}")),
+        "{stderr}"
+    );
+    assert!(!theirs.join("control.sock").exists());
+}
