@@ -11,6 +11,8 @@ use daemonkit_filepruner::{
 };
 use jiff::{Span, SpanRelativeTo};
 
+use crate::escape;
+
 /// Every removal succeeded (or nothing had to go).
 const OK: u8 = 0;
 /// Some removals failed; the report lists them.
@@ -23,7 +25,7 @@ const BAD_INPUT: u8 = 2;
 #[command(
     after_help = "Durations: 30s, 90m, 36h, 7d, 2w, 1d12h, or ISO 8601 (P7D).\n\
         Exit codes: 0 success, 1 some removals failed (listed), 2 bad input (nothing removed).\n\
-        More: daemonctl prune --help",
+        The full rules and an example: daemonctl prune --help",
     after_long_help = "How a pass works: pass 1 removes every file the strategies mark \
         prunable (--max-age with --timestamp-format: a timestamp in the name is older than \
         DUR; --mtime-age: the modification time is older than DUR; --max-size: the file is \
@@ -86,7 +88,8 @@ pub struct PruneArgs {
     #[arg(long)]
     dry_run: bool,
 
-    /// Print the report as one JSON object.
+    /// Print the report as one JSON object. Names are exact: a JSON string when the name
+    /// is UTF-8, else {"bytes": [..]} with its raw bytes.
     #[arg(long)]
     json: bool,
 }
@@ -96,27 +99,20 @@ pub fn run(args: PruneArgs) -> ExitCode {
     let (pruner, pattern) = match configure(&args) {
         Ok(configured) => configured,
         Err(message) => {
-            eprintln!("daemonctl: {message}");
+            eprintln!("daemonctl: {}", escape::text(&message));
             return ExitCode::from(BAD_INPUT);
         }
     };
     let mut report = match pruner.prune(&args.dir, &pattern, args.keep) {
         Ok(report) => report,
         Err(err) => {
-            eprintln!("daemonctl: {err}");
+            eprintln!("daemonctl: {}", escape::text(&err.to_string()));
             return ExitCode::from(BAD_INPUT);
         }
     };
     sort_for_display(&mut report);
     if args.json {
-        match serde_json::to_string(&report) {
-            Ok(json) => println!("{json}"),
-            Err(err) => {
-                // Unreachable in practice: the report holds only strings and numbers.
-                eprintln!("daemonctl: cannot encode the report as JSON: {err}");
-                return ExitCode::from(SOME_FAILED);
-            }
-        }
+        println!("{}", escape::json_value(&exact_json(&report), false));
     } else {
         print_human(&report);
     }
@@ -199,6 +195,66 @@ fn sort_for_display(report: &mut Report) {
     report.vanished.sort();
 }
 
+/// The report as JSON with every name exact: a string when it is UTF-8, else
+/// `{"bytes": [..]}` (see [`escape::json_name`]). The library's own serialisation
+/// writes names lossily; this one starts from it (so fields it gains later still appear)
+/// and replaces every name it knows.
+fn exact_json(report: &Report) -> serde_json::Value {
+    use serde_json::Value;
+    // Serialising the report cannot fail: it holds only strings, numbers and lists.
+    let mut value = serde_json::to_value(report).unwrap_or(Value::Null);
+    let Some(obj) = value.as_object_mut() else {
+        return value;
+    };
+    obj.insert("dir".to_owned(), escape::json_name(report.dir.as_os_str()));
+    let names =
+        |obj: &mut serde_json::Map<String, Value>, key: &str, names: Vec<&std::ffi::OsStr>| {
+            match obj.get_mut(key).and_then(Value::as_array_mut) {
+                Some(list) if list.len() == names.len() => {
+                    for (item, name) in list.iter_mut().zip(names) {
+                        match item {
+                            Value::Object(entry) => {
+                                entry.insert("name".to_owned(), escape::json_name(name));
+                            }
+                            other => *other = escape::json_name(name),
+                        }
+                    }
+                }
+                _ => {}
+            }
+        };
+    names(
+        obj,
+        "removed",
+        report.removed.iter().map(|r| r.name.as_os_str()).collect(),
+    );
+    names(
+        obj,
+        "kept",
+        report.kept.iter().map(|n| n.as_os_str()).collect(),
+    );
+    names(
+        obj,
+        "protected",
+        report
+            .protected
+            .iter()
+            .map(|p| p.name.as_os_str())
+            .collect(),
+    );
+    names(
+        obj,
+        "failures",
+        report.failures.iter().map(|f| f.name.as_os_str()).collect(),
+    );
+    names(
+        obj,
+        "vanished",
+        report.vanished.iter().map(|n| n.as_os_str()).collect(),
+    );
+    value
+}
+
 fn print_human(report: &Report) {
     let removed_verb = if report.dry_run {
         "would remove"
@@ -210,29 +266,29 @@ fn print_human(report: &Report) {
             RemovalReason::Prunable => "prunable",
             RemovalReason::OverCap => "over the --keep cap",
         };
-        println!("{removed_verb:<12}  {}  ({why})", removed.name.display());
+        println!("{removed_verb:<12}  {}  ({why})", escape::os(&removed.name));
     }
     for failure in &report.failures {
         println!(
             "{:<12}  {}  ({})",
             "FAILED",
-            failure.name.display(),
-            failure.error
+            escape::os(&failure.name),
+            escape::text(&failure.error.to_string())
         );
     }
     for protected in &report.protected {
         println!(
             "{:<12}  {}  ({})",
             "protected",
-            protected.name.display(),
-            protected.reason
+            escape::os(&protected.name),
+            escape::text(&protected.reason.to_string())
         );
     }
     for vanished in &report.vanished {
         println!(
             "{:<12}  {}  (removed by someone else meanwhile)",
             "vanished",
-            vanished.display()
+            escape::os(vanished)
         );
     }
     let counts = format!(
@@ -242,18 +298,14 @@ fn print_human(report: &Report) {
         report.failures.len(),
         report.vanished.len(),
     );
+    let dir = escape::path(&report.dir);
     if report.dry_run {
         println!(
-            "{}: {} would be removed, {counts} (dry run: nothing was removed)",
-            report.dir.display(),
+            "{dir}: {} would be removed, {counts} (dry run: nothing was removed)",
             report.removed.len()
         );
     } else {
-        println!(
-            "{}: {} removed, {counts}",
-            report.dir.display(),
-            report.removed.len()
-        );
+        println!("{dir}: {} removed, {counts}", report.removed.len());
     }
 }
 

@@ -95,7 +95,7 @@ fn an_unreadable_file_is_a_one_line_error_on_stderr_and_exit_2() {
 }
 
 #[test]
-fn a_directory_is_unreadable_and_exits_2() {
+fn a_directory_without_event_files_is_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let out = verify(dir.path());
     assert_eq!(out.status.code(), Some(2));
@@ -105,4 +105,104 @@ fn a_directory_is_unreadable_and_exits_2() {
         "{}",
         text(&out.stderr)
     );
+}
+
+// ===== many files =====
+
+fn verify_many(args: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_daemonctl"))
+        .args(["events", "verify"])
+        .args(args)
+        .output()
+        .expect("run daemonctl")
+}
+
+/// 30 daily files as a rotating log leaves them, `events-20260101.jsonl`…
+fn thirty_days(dir: &Path) -> Vec<std::path::PathBuf> {
+    (1..=30)
+        .map(|day| {
+            let file = dir.join(format!("events-202601{day:02}.jsonl"));
+            fs::write(&file, format!("{GOOD}\n{GOOD}\n")).unwrap();
+            file
+        })
+        .collect()
+}
+
+#[test]
+fn thirty_good_files_give_per_file_results_and_a_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = thirty_days(dir.path());
+    let args: Vec<&Path> = files.iter().map(|f| f.as_path()).collect();
+
+    let out = verify_many(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 31, "{stdout}");
+    assert_eq!(lines[0], format!("{}: 2 valid events", files[0].display()));
+    assert_eq!(lines[30], "total: 30 files, 60 valid events");
+
+    // A directory stands for its *.jsonl files: the same result.
+    let out = verify_many(&[dir.path()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), stdout);
+}
+
+#[test]
+fn one_bad_file_among_many_is_exit_1_and_the_others_are_still_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = thirty_days(dir.path());
+    fs::write(&files[7], format!("{GOOD}\nnot json\n")).unwrap();
+
+    let out = verify_many(&[dir.path()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{}:2: ", files[7].display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{}: 1 valid event, 1 malformed line",
+            files[7].display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("total: 30 files, 59 valid events, 1 malformed line\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_unreadable_file_among_many_is_exit_2_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = thirty_days(dir.path());
+    let missing = dir.path().join("events-20260299.jsonl");
+    let out = verify_many(&[files[0].as_path(), &missing, files[1].as_path()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("events-20260299.jsonl"));
+    assert!(
+        text(&out.stdout).ends_with("total: 3 files, 4 valid events, 1 unreadable\n"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn problems_quoting_the_line_are_printed_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ev\x1b[2J.jsonl");
+    let evil = GOOD.replace("\"INFO\"", "\"\\u001b]0;pwned\\u0007\\u009b31m\"");
+    fs::write(&file, format!("{evil}\n\x1b[2J\u{9b}raw\n")).unwrap();
+    let out = verify(&file);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout
+            .chars()
+            .any(|c| (c < ' ' && c != '\n') || ('\u{7f}'..='\u{9f}').contains(&c)),
+        "{stdout:?}"
+    );
+    assert!(stdout.contains("ev\\x1b[2J.jsonl:1: "), "{stdout}");
 }

@@ -352,3 +352,99 @@ fn failed_removals_are_listed_and_exit_1() {
         "{stdout}"
     );
 }
+
+// ===== hostile file names =====
+
+/// Names that fake a `removed` line, rewrite the terminal, reorder text, or are not UTF-8.
+fn hostile_names() -> Vec<Vec<u8>> {
+    vec![
+        b"audit-a\nremoved       audit-fake.jsonl  (prunable).jsonl".to_vec(),
+        b"audit-b\x1b]0;pwned\x07\x1b[2J.jsonl".to_vec(),
+        "audit-c\u{202e}lnosj.exe\u{9b}31m.jsonl"
+            .as_bytes()
+            .to_vec(),
+        b"audit-d\xff\xfe.jsonl".to_vec(),
+    ]
+}
+
+fn hostile_dir() -> tempfile::TempDir {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    for name in hostile_names() {
+        fs::write(dir.path().join(std::ffi::OsStr::from_bytes(&name)), b"x").unwrap();
+    }
+    dir
+}
+
+fn prune_all(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        dir.to_str().unwrap(),
+        "--pattern",
+        "audit-*",
+        "--keep",
+        "100",
+        "--max-size",
+        "0",
+        "--dry-run",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+#[test]
+fn file_names_are_printed_escaped_so_none_fakes_a_line_or_a_control() {
+    let dir = hostile_dir();
+    let out = prune_all(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    // One line per file and the summary: the newline in a name made no line of its own.
+    assert_eq!(stdout.lines().count(), 5, "{stdout}");
+    assert_eq!(stdout.matches("would remove ").count(), 4, "{stdout}");
+    assert!(
+        !stdout.chars().any(|c| (c < ' ' && c != '\n')
+            || ('\u{7f}'..='\u{9f}').contains(&c)
+            || ('\u{202a}'..='\u{202e}').contains(&c)),
+        "{stdout:?}"
+    );
+    assert!(stdout.contains("audit-a\\nremoved"), "{stdout}");
+    assert!(
+        stdout.contains("audit-b\\x1b]0;pwned\\x07\\x1b[2J.jsonl"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("audit-c\\u{202e}lnosj.exe\\u{009b}31m.jsonl"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("audit-d\\xff\\xfe.jsonl"), "{stdout}");
+}
+
+#[test]
+fn json_carries_the_exact_names_even_when_not_utf8() {
+    let dir = hostile_dir();
+    let out = prune_all(dir.path(), &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<Vec<u8>> = report["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| match &r["name"] {
+            serde_json::Value::String(s) => s.as_bytes().to_vec(),
+            other => other["bytes"]
+                .as_array()
+                .unwrap_or_else(|| panic!("name neither a string nor bytes: {other}"))
+                .iter()
+                .map(|b| u8::try_from(b.as_u64().unwrap()).unwrap())
+                .collect(),
+        })
+        .collect();
+    names.sort();
+    let mut expected = hostile_names();
+    expected.sort();
+    assert_eq!(names, expected);
+    assert_eq!(
+        report["removed"][3]["name"],
+        serde_json::json!({"bytes": hostile_names()[3]})
+    );
+    assert_eq!(report["dir"], dir.path().to_str().unwrap());
+}

@@ -24,8 +24,9 @@ use daemonkit::{ControlPlane, Daemon, Exit, RestartPolicy};
 #[derive(Debug, Parser)]
 #[command(name = "daemonkit-demo", version, about)]
 struct Args {
-    /// The control socket [default: $XDG_RUNTIME_DIR/daemonkit-demo/control.sock, else
-    /// TMPDIR/daemonkit-demo-UID/control.sock]. `daemonctl` uses the same default.
+    /// The control socket [default: control.sock in $RUNTIME_DIRECTORY, else in
+    /// $XDG_RUNTIME_DIR/daemonkit-demo, else in TMPDIR/daemonkit-demo-UID (created 0700)].
+    /// `daemonctl` uses the same default.
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
 
@@ -33,7 +34,8 @@ struct Args {
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
 
-    /// Where the event log lives [default: TMPDIR/daemonkit-demo-UID/state].
+    /// Where the event log lives [default: $STATE_DIRECTORY, else the `state` directory
+    /// next to the default socket (created 0700)].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
 
@@ -140,12 +142,22 @@ fn run(args: Args) -> Exit {
     };
     let degraded_every = policy.degraded_every();
 
-    let socket = args
-        .socket
-        .unwrap_or_else(|| daemonkit::paths::default_socket_path("daemonkit-demo"));
-    let state_dir = args
-        .state_dir
-        .unwrap_or_else(|| daemonkit::paths::user_temp_dir("daemonkit-demo").join("state"));
+    // Defaults from daemonkit::paths: systemd's directories, else private ones (0700,
+    // verified) under XDG_RUNTIME_DIR or the temp dir; a planted one is refused.
+    let socket = match args.socket {
+        Some(socket) => socket,
+        None => match daemonkit::paths::runtime_dir("daemonkit-demo") {
+            Ok(dir) => dir.join("control.sock"),
+            Err(err) => return Exit::Config(err),
+        },
+    };
+    let state_dir = match args.state_dir {
+        Some(dir) => dir,
+        None => match daemonkit::paths::state_dir("daemonkit-demo") {
+            Ok(dir) => dir,
+            Err(err) => return Exit::Config(err),
+        },
+    };
     tracing::info!(
         reason = "DemoStarting",
         socket = %socket.display(),

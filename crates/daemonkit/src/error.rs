@@ -88,6 +88,12 @@ pub enum Op {
     ServeSocket,
     /// Creating the socket that sends systemd notifications to …
     CreateNotifySocket,
+    /// Setting mode 0700 on a directory the kit just created …
+    ChmodPrivateDir,
+    /// Creating a private directory …
+    CreatePrivateDir,
+    /// Inspecting a directory the kit is about to trust …
+    InspectDir,
 }
 
 impl fmt::Display for Op {
@@ -113,6 +119,9 @@ impl fmt::Display for Op {
             Op::ReadTcpAddress => "reading the local address of the control-plane TCP listener on",
             Op::ServeSocket => "serving the control socket at",
             Op::CreateNotifySocket => "creating the socket that sends systemd notifications to",
+            Op::ChmodPrivateDir => "setting mode 0700 on the newly created directory",
+            Op::CreatePrivateDir => "creating the private directory",
+            Op::InspectDir => "inspecting the directory",
         })
     }
 }
@@ -352,6 +361,22 @@ pub enum Error {
         /// What it is, e.g. `a regular file`.
         found: String,
     },
+    // ===== directories (paths) =====
+    /// A directory the kit would create, write into or trust is not safe to use: a
+    /// symbolic link, owned by another user, or writable by others. It was left alone.
+    #[error("refusing to use {path} (owner {owner}, mode {mode:04o}): {problem}; {fix}")]
+    UnsafeDirectory {
+        /// The directory (or what is at its path).
+        path: PathBuf,
+        /// Its owner, e.g. `alice (uid 1000)`.
+        owner: String,
+        /// Its permission bits, with setuid, setgid and sticky.
+        mode: u32,
+        /// What is wrong with it.
+        problem: String,
+        /// What to do about it.
+        fix: String,
+    },
 }
 
 // ===== impl Error =====
@@ -370,7 +395,8 @@ impl Error {
             | Error::InvalidWatchdogInterval { .. }
             | Error::InvalidNotifySocket { .. }
             | Error::ListenFds { .. }
-            | Error::ListenFdKind { .. } => ErrorKind::Config,
+            | Error::ListenFdKind { .. }
+            | Error::UnsafeDirectory { .. } => ErrorKind::Config,
             Error::SocketInUse { .. } => ErrorKind::SocketInUse,
             Error::ProbeFailed { .. } => ErrorKind::Probe,
             Error::Signal { .. }
@@ -393,7 +419,8 @@ impl Error {
             | Error::InvalidProbe { path, .. }
             | Error::SocketInUse { path }
             | Error::SocketPathOccupied { path, .. }
-            | Error::SocketPathTooLong { path, .. } => Some(path),
+            | Error::SocketPathTooLong { path, .. }
+            | Error::UnsafeDirectory { path, .. } => Some(path),
             _ => None,
         }
     }

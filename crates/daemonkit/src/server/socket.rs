@@ -15,6 +15,10 @@
 //!   umask, and a `chmod` afterwards leaves a window. The socket is bound inside a fresh
 //!   private directory (mode 0700, whatever the umask) next to the final path, set to mode
 //!   0660, and only then renamed into place: at no moment can another user reach it.
+//! - **Never bind where others can swap the socket.** The parent directory must not be a
+//!   symbolic link, must be owned by root or this user, and must not be world-writable
+//!   without the sticky bit ([`paths::check_socket_dir`], [`Error::UnsafeDirectory`]); a
+//!   shared one that passes is logged with reason `ControlPlaneSocketDirShared`.
 //! - **Remove only our own file on shutdown.** The file's device and inode are kept; a
 //!   socket that someone replaced in the meantime (a newer instance) is left in place.
 
@@ -29,6 +33,7 @@ use rustix::io::Errno;
 
 use crate::Error;
 use crate::error::Op;
+use crate::paths::{self, SocketDirWarning};
 
 /// The longest path a Unix socket address holds on Linux: `sun_path` is 108 bytes and
 /// the standard library keeps one for the terminating NUL.
@@ -115,6 +120,7 @@ pub(crate) fn bind(path: &Path) -> Result<(UnixListener, SocketFile), Error> {
         _ => Path::new("."),
     };
     ensure_dir(parent)?;
+    check_parent(parent)?;
 
     let temp = TempDir::create(parent)?;
     let listener = UnixListener::bind(&temp.socket).map_err(|source| Error::Io {
@@ -204,6 +210,29 @@ fn ensure_dir(dir: &Path) -> Result<(), Error> {
         path = %dir.display(),
         "created the control socket's directory (mode 0750)"
     );
+    Ok(())
+}
+
+/// Applies the kit's one rule for a socket's parent ([`paths::check_socket_dir`]):
+/// refused when a symbolic link, owned by another user than root or this one, or
+/// world-writable without the sticky bit; a warning when others share it otherwise.
+fn check_parent(dir: &Path) -> Result<(), Error> {
+    match paths::check_socket_dir(dir)? {
+        None => {}
+        Some(SocketDirWarning::SharedSticky) => tracing::warn!(
+            reason = "ControlPlaneSocketDirShared",
+            path = %dir.display(),
+            "the control socket's directory is writable by everyone (sticky bit set): \
+             others may take the socket's name while the daemon is down, and daemonctl \
+             refuses such a directory; prefer a private directory such as RuntimeDirectory="
+        ),
+        Some(SocketDirWarning::GroupWritable) => tracing::warn!(
+            reason = "ControlPlaneSocketDirShared",
+            path = %dir.display(),
+            "the control socket's directory is writable by its group: members may replace \
+             the socket, and daemonctl refuses such a directory; make it 0750"
+        ),
+    }
     Ok(())
 }
 
