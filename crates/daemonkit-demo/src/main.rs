@@ -174,6 +174,12 @@ fn run(args: Args) -> Exit {
         .policy(policy)
         .control_plane(control_plane)
         .shutdown_timeout(args.shutdown_timeout)
+        // The demo has no configuration file to re-read; the hook shows where one would
+        // be (systemd's `ExecReload=`, SIGHUP: RELOADING=1, the hook, READY=1).
+        .on_reload(|| async {
+            tracing::info!(reason = "DemoReloaded", "nothing to reload in the demo");
+            Ok(())
+        })
         .monitor(monitors::steady())
         .monitor(monitors::flaky(args.flaky_after, args.flaky_mode))
         .monitor(monitors::watcher(args.flip_every))
