@@ -39,6 +39,7 @@ use crate::boxed::{BoxError, BoxFuture};
 use crate::monitor::{self, Monitor};
 use crate::probe::{Composite, Probe, ProbeError};
 use crate::server::{ControlPlane, ControlPlaneBuilder};
+use crate::stall::StallDetector;
 use crate::status::{StatusTracker, monitors_ready};
 use crate::supervisor::{RestartPolicy, Supervisor};
 use crate::systemd::{ListenFds, Notifier, Watchdog};
@@ -196,8 +197,11 @@ impl DaemonBuilder {
 
         let ready_tracker = self.tracker.clone();
         let status_tracker = self.tracker.clone();
+        // Stalls of the runtime show on /metrics and through `Daemon::stall_detector`.
+        let stall = self.control_plane.stall.clone().unwrap_or_default();
         let mut control_plane = self
             .control_plane
+            .stall_detector(&stall)
             .status(move || status_tracker.snapshot())
             .ready(move || monitors_ready(&ready_tracker))
             .metrics(&self.tracker);
@@ -223,6 +227,7 @@ impl DaemonBuilder {
             reload: self.reload,
             on_ready: None,
             shutdown_timeout: self.shutdown_timeout,
+            stall,
         })
     }
 }
@@ -282,6 +287,7 @@ pub struct Daemon {
     reload: Option<ReloadFn>,
     on_ready: Option<ReadyHook>,
     shutdown_timeout: Duration,
+    stall: StallDetector,
 }
 
 impl fmt::Debug for Daemon {
@@ -327,6 +333,13 @@ impl Daemon {
     pub fn on_ready(mut self, hook: impl FnOnce() + Send + 'static) -> Self {
         self.on_ready = Some(Box::new(hook));
         self
+    }
+
+    /// The runtime stall detector the daemon runs from start-up (the one given to the
+    /// control plane with [`ControlPlaneBuilder::stall_detector`], else a default one):
+    /// its [`stats`](StallDetector::stats) are cheap to read, e.g. for a status document.
+    pub fn stall_detector(&self) -> &StallDetector {
+        &self.stall
     }
 
     /// The control socket the daemon will serve.
@@ -422,6 +435,7 @@ impl Daemon {
             reload,
             on_ready,
             shutdown_timeout,
+            stall,
         } = self;
 
         // 1. Signals first, so a signal during start-up is not lost to the default action.
@@ -445,6 +459,7 @@ impl Daemon {
         let socket = bound.socket_path().to_path_buf();
         let cancel = CancellationToken::new();
         let server = tokio::spawn(bound.serve(cancel.clone()));
+        tokio::spawn(stall.run(cancel.clone()));
 
         // 3. Start-up probes, gating the daemon.
         if let Some(probes) = probes {

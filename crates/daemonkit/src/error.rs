@@ -274,6 +274,14 @@ pub enum Error {
         /// What is wrong with it and what is allowed.
         problem: String,
     },
+    /// A [`StallDetector`](crate::stall::StallDetector) setting has a value that cannot work.
+    #[error("invalid stall detector setting `{setting}`: {problem}")]
+    InvalidStallDetector {
+        /// The builder method at fault, e.g. `interval`.
+        setting: &'static str,
+        /// What is wrong with it and what is allowed.
+        problem: &'static str,
+    },
     /// A TCP operation of the control plane on `addr` failed.
     #[error("{op} {addr}: {source}")]
     TcpIo {
@@ -391,6 +399,7 @@ impl Error {
             | Error::SocketPathOccupied { .. }
             | Error::SocketPathTooLong { .. }
             | Error::InvalidServerConfig { .. }
+            | Error::InvalidStallDetector { .. }
             | Error::InvalidEnv { .. }
             | Error::InvalidWatchdogInterval { .. }
             | Error::InvalidNotifySocket { .. }

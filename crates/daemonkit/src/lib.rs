@@ -15,6 +15,7 @@
 //! | [`task`] | [`spawn_logged`] and [`TaskGroup`], panic-safe child tasks |
 //! | [`probe`] | [`Probe`]s of a host's prerequisites, with operator-facing reason and resolution |
 //! | [`paths`] | conventional socket and runtime-directory paths |
+//! | [`stall`] | [`StallDetector`](stall::StallDetector): reports a runtime blocked by a task (`RuntimeStalled`) |
 //! | `server` (feature `server`) | the control plane: `/health`, `/status`, `/ready`, `/metrics`, component routes on a Unix socket |
 //! | `systemd` (feature `systemd`) | sd_notify, the watchdog keepalive, socket activation |
 //! | `daemon` (feature `daemon` = `server` + `systemd`) | the `Daemon` runner that wires everything in the right order |
@@ -71,6 +72,7 @@ mod panic;
 pub mod monitor;
 pub mod paths;
 pub mod probe;
+pub mod stall;
 pub mod status;
 pub mod supervisor;
 pub mod task;

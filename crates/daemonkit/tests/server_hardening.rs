@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::body::Bytes;
+use axum::routing::{get, post};
 use daemonkit::server::ControlPlane;
 use server_support::{PATIENCE, Server, closed_within, request, socket_dir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -179,10 +180,161 @@ async fn a_slow_handler_is_not_cut_off_by_the_header_or_idle_timeout() {
     server.stop().await.unwrap();
 }
 
+// ===== body and write deadlines =====
+
+/// A component whose `POST /echo` reads the whole body and returns it.
+fn echo_route() -> Router {
+    Router::new().route("/echo", post(|body: Bytes| async move { body }))
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_closed_by_the_body_timeout() {
+    let captured = server_support::capture();
+    let dir = socket_dir();
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .body_read_timeout(Duration::from_millis(300))
+            .component("demo", echo_route()),
+    )
+    .await;
+    let mut conn = server.connect().await;
+    let sent = tokio::time::Instant::now();
+    conn.write_all(b"POST /demo/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(closed_within(&mut conn, PATIENCE).await);
+    assert!(
+        sent.elapsed() >= Duration::from_millis(300),
+        "not closed before the timeout"
+    );
+    assert_eq!(captured.count("ControlPlaneBodyTimeout"), 1);
+    assert_eq!(server.get("/health").await.status, 200);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn trickling_a_body_does_not_extend_the_body_timeout() {
+    let dir = socket_dir();
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .body_read_timeout(Duration::from_millis(300))
+            .component("demo", echo_route()),
+    )
+    .await;
+    let mut conn = server.connect().await;
+    conn.write_all(b"POST /demo/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let mut closed = false;
+    for _ in 0..200 {
+        if conn.write_all(b"x").await.is_err()
+            || closed_within(&mut conn, Duration::from_millis(50)).await
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "a trickling body was never cut off");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "cut off after {:?}, long after the 300 ms body timeout",
+        started.elapsed()
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_body_sent_in_time_is_answered_and_the_handler_may_then_take_longer() {
+    let dir = socket_dir();
+    let slow = Router::new().route(
+        "/slow",
+        post(|body: Bytes| async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            body
+        }),
+    );
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .body_read_timeout(Duration::from_millis(200))
+            .component("demo", echo_route().merge(slow)),
+    )
+    .await;
+    let mut conn = server.connect().await;
+    let res = request(&mut conn, "POST", "/demo/echo", &[], b"{\"a\":1}").await;
+    assert_eq!((res.status, res.text()), (200, "{\"a\":1}"));
+    // The body is read within the timeout; the handler then sleeps past it.
+    let res = request(&mut conn, "POST", "/demo/slow", &[], b"later").await;
+    assert_eq!((res.status, res.text()), (200, "later"));
+    // The connection is still good for more.
+    let res = request(&mut conn, "GET", "/health", &[], b"").await;
+    assert_eq!(res.status, 200);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_its_response_is_closed_by_the_write_timeout() {
+    const SIZE: usize = 16 * 1024 * 1024;
+    let captured = server_support::capture();
+    let dir = socket_dir();
+    let big = Router::new().route("/big", get(|| async { vec![b'x'; SIZE] }));
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .write_timeout(Duration::from_millis(300))
+            .component("dump", big),
+    )
+    .await;
+    let mut conn = server.connect().await;
+    conn.write_all(b"GET /dump/big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Read nothing for longer than the timeout: the socket buffers fill, the server's
+    // write waits, and the timeout closes the connection.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut received = Vec::new();
+    tokio::time::timeout(PATIENCE, conn.read_to_end(&mut received))
+        .await
+        .expect("the connection ends")
+        .ok();
+    assert!(
+        received.len() < SIZE,
+        "the whole response ({} bytes) got out",
+        received.len()
+    );
+    assert_eq!(captured.count("ControlPlaneWriteTimeout"), 1);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slowly_read_response_is_not_cut_if_it_is_read_within_the_write_timeout() {
+    const SIZE: usize = 4 * 1024 * 1024;
+    let dir = socket_dir();
+    let big = Router::new().route("/big", get(|| async { vec![b'x'; SIZE] }));
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .write_timeout(Duration::from_secs(5))
+            .idle_timeout(Duration::from_millis(200))
+            .component("dump", big),
+    )
+    .await;
+    let mut conn = server.connect().await;
+    conn.write_all(b"GET /dump/big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Longer than the idle timeout, well within the write timeout: the response is not
+    // idle while it is being written.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let res = server_support::read_response(&mut conn).await;
+    assert_eq!((res.status, res.body.len()), (200, SIZE));
+    // Once written, the idle timeout applies again.
+    assert!(closed_within(&mut conn, PATIENCE).await);
+    server.stop().await.unwrap();
+}
+
 // ===== the connection cap =====
 
 #[tokio::test]
-async fn a_connection_over_the_cap_is_closed_at_once_and_the_others_keep_working() {
+async fn at_the_cap_the_oldest_idle_connection_makes_room_for_a_new_one() {
     let captured = server_support::capture();
     let dir = socket_dir();
     let server =
@@ -201,49 +353,92 @@ async fn a_connection_over_the_cap_is_closed_at_once_and_the_others_keep_working
         200
     );
 
+    // Both are idle keep-alive connections: a third gets in, the oldest idle one goes.
     let mut third = server.connect().await;
-    assert!(
-        closed_within(&mut third, Duration::from_secs(2)).await,
-        "the third connection is closed at once, not queued"
-    );
-    assert_eq!(captured.count("ControlPlaneConnectionRejected"), 1);
     assert_eq!(
-        request(&mut first, "GET", "/health", &[], b"").await.status,
+        request(&mut third, "GET", "/health", &[], b"").await.status,
         200
     );
+    assert!(
+        closed_within(&mut first, PATIENCE).await,
+        "the oldest idle connection was closed to make room"
+    );
+    assert!(still_open(&second), "the younger idle connection was kept");
     assert_eq!(
         request(&mut second, "GET", "/health", &[], b"")
             .await
             .status,
         200
     );
+    let reclaimed = captured.with_reason("ControlPlaneConnectionReclaimed");
+    assert_eq!(reclaimed.len(), 1);
+    assert_eq!(reclaimed[0].field("phase"), Some("idle"));
+    assert_eq!(captured.count("ControlPlaneConnectionRejected"), 0);
+    server.stop().await.unwrap();
+}
 
-    // Once one leaves, a new connection gets its place (as soon as the server has seen
-    // the first one go).
-    drop(first);
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
+#[tokio::test]
+async fn at_the_cap_a_connection_still_sending_its_request_makes_room_before_a_busy_one() {
+    let dir = socket_dir();
+    let started = Arc::new(Notify::new());
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .max_connections(2)
+            .component("jobs", held_route(started.clone(), None)),
+    )
+    .await;
+    let mut busy = server.connect().await;
+    busy.write_all(b"GET /jobs/hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    started.notified().await;
+    let mut slow = server.connect().await;
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+
+    assert_eq!(server.get("/health").await.status, 200);
+    assert!(
+        closed_within(&mut slow, PATIENCE).await,
+        "the connection still sending its head was closed to make room"
+    );
+    assert!(still_open(&busy), "the connection in a handler was kept");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn at_the_cap_with_every_connection_in_a_handler_a_new_one_is_closed_at_once() {
+    let captured = server_support::capture();
+    let dir = socket_dir();
+    let started = Arc::new(Notify::new());
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .max_connections(2)
+            .shutdown_grace(Duration::from_millis(100))
+            .component("jobs", held_route(started.clone(), None)),
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
         let mut conn = server.connect().await;
-        let _ = conn
-            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await;
-        let mut head = [0u8; 12];
-        match tokio::time::timeout(PATIENCE, conn.read(&mut head)).await {
-            Ok(Ok(n)) if n > 0 => {
-                assert!(
-                    head.starts_with(b"HTTP/1.1 200"),
-                    "{:?}",
-                    String::from_utf8_lossy(&head)
-                );
-                break;
-            }
-            _ => assert!(
-                tokio::time::Instant::now() < deadline,
-                "the freed place was never reused"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        conn.write_all(b"GET /jobs/hold HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        started.notified().await;
+        held.push(conn);
     }
+
+    let mut third = server.connect().await;
+    assert!(
+        closed_within(&mut third, PATIENCE).await,
+        "the third connection is closed at once, not queued"
+    );
+    assert_eq!(captured.count("ControlPlaneConnectionRejected"), 1);
+    assert!(
+        held.iter().all(still_open),
+        "the busy connections were kept"
+    );
+
     server.stop().await.unwrap();
 }
 

@@ -92,6 +92,7 @@ impl ControlPlane {
             components: Vec::new(),
             tracker: None,
             registry: None,
+            stall: None,
             limits: Limits::default(),
             invalid: None,
         }

@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 
 use super::routes::{self, App, ReadyFn, StatusFn};
 use super::{ControlPlane, RESERVED, metrics};
+use crate::stall::StallDetector;
 use crate::{Error, StatusError, StatusTracker};
 
 // ===== Limits =====
@@ -24,6 +25,8 @@ use crate::{Error, StatusError, StatusTracker};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     pub(crate) header_read_timeout: Duration,
+    pub(crate) body_read_timeout: Duration,
+    pub(crate) write_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_connections: usize,
     pub(crate) body_limit: usize,
@@ -35,6 +38,8 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             header_read_timeout: Duration::from_secs(5),
+            body_read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
             body_limit: 1024 * 1024,
@@ -56,6 +61,18 @@ impl Limits {
             return invalid(
                 "header_read_timeout",
                 "must be longer than zero (zero would close every connection at once)",
+            );
+        }
+        if self.body_read_timeout.is_zero() {
+            return invalid(
+                "body_read_timeout",
+                "must be longer than zero (zero would close every request with a body)",
+            );
+        }
+        if self.write_timeout.is_zero() {
+            return invalid(
+                "write_timeout",
+                "must be longer than zero (zero would close every connection before its response is written)",
             );
         }
         if self.idle_timeout.is_zero() {
@@ -99,6 +116,8 @@ pub struct ControlPlaneBuilder {
     pub(super) components: Vec<(String, Router)>,
     pub(super) tracker: Option<StatusTracker>,
     pub(super) registry: Option<Registry>,
+    /// Exposed on `/metrics`; the `Daemon` runner also runs it.
+    pub(crate) stall: Option<StallDetector>,
     pub(super) limits: Limits,
     /// The first configuration mistake, reported by `bind`.
     pub(super) invalid: Option<Error>,
@@ -128,6 +147,7 @@ impl fmt::Debug for ControlPlaneBuilder {
                 &self.components.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             )
             .field("metrics", &self.tracker.is_some())
+            .field("stall_detector", &self.stall)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -259,6 +279,21 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// Exposes the runtime stall measurements of `detector` on `GET /metrics`:
+    ///
+    /// - `daemonkit_runtime_stall_seconds_max` (gauge): the largest timer delay seen
+    ///   since start;
+    /// - `daemonkit_runtime_stalls_total` (counter): ticks delayed by at least the
+    ///   detector's threshold.
+    ///
+    /// The detector measures only once its [`run`](StallDetector::run) is spawned on the
+    /// runtime to watch; the `Daemon` runner does that with the detector set here (or a
+    /// default one when none is set).
+    pub fn stall_detector(mut self, detector: &StallDetector) -> Self {
+        self.stall = Some(detector.clone());
+        self
+    }
+
     /// Serves `listener` (typically passed by systemd socket activation, see
     /// [`crate::activation`]) instead of binding the socket path.
     ///
@@ -296,6 +331,29 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// How long a client has to send a request body, counted from the end of the request
+    /// head until the handler has read the whole body. Default 10 s.
+    ///
+    /// It is a total time, not a time between bytes: a client trickling its body a byte
+    /// at a time is closed when it runs out, however slowly it sends. With the default
+    /// [`body_limit`](Self::body_limit) of 1 MiB it asks for at least about 100 KiB/s, far
+    /// below what a local socket carries. Only component routes read bodies; the time the
+    /// handler then takes is not limited.
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.body_read_timeout = timeout;
+        self
+    }
+
+    /// How long a response may take to be written to the client, counted from when it is
+    /// ready until the last byte has been handed to the socket. Default 10 s.
+    ///
+    /// A client that asks and then does not read (or reads a byte at a time) is closed
+    /// when it runs out, so it cannot hold its connection and the response's memory.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.write_timeout = timeout;
+        self
+    }
+
     /// How long a keep-alive connection may wait for its next request before it is closed.
     /// Default 60 s.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
@@ -305,9 +363,20 @@ impl ControlPlaneBuilder {
 
     /// The most connections open at once, Unix and TCP together. Default 1024.
     ///
-    /// A connection beyond the cap is accepted and closed at once (logged once per burst
-    /// with reason `ControlPlaneConnectionRejected`), so excess clients fail fast instead
-    /// of waiting in an unbounded queue.
+    /// When a new connection arrives at the cap, the server makes room by closing, in
+    /// this order (as nginx reuses keep-alive connections):
+    ///
+    /// 1. the connection idle (between requests) for the longest;
+    /// 2. else the connection that has been waiting on its client for the longest: still
+    ///    sending its request head or body, or not reading its response.
+    ///
+    /// A connection whose handler is running is never closed for room: only those count
+    /// fully against the cap. So idle keep-alive clients and slow senders cannot keep a
+    /// health check out; the newcomer is refused only when every connection is busy in a
+    /// handler. Each such close is logged at debug level with reason
+    /// `ControlPlaneConnectionReclaimed`; a refused connection is accepted and closed at
+    /// once (logged once per burst with reason `ControlPlaneConnectionRejected`), so
+    /// excess clients fail fast instead of waiting in an unbounded queue.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.limits.max_connections = max;
         self
@@ -360,7 +429,10 @@ impl ControlPlaneBuilder {
         let components = components
             .fallback(routes::not_found)
             .method_not_allowed_fallback(routes::wrong_method);
-        let metrics = metrics::Metrics::new(self.tracker, self.registry);
+        let mut metrics = metrics::Metrics::new(self.tracker, self.registry);
+        if let Some(detector) = self.stall {
+            metrics = metrics.with_stall_detector(detector);
+        }
         let app = Arc::new(App::new(
             self.limits,
             self.status,

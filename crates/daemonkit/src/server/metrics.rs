@@ -17,6 +17,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::StatusTracker;
+use crate::stall::StallDetector;
 
 /// The states of `daemonkit_monitor_state`, one sample each per monitor.
 const STATES: [&str; 4] = ["running", "degraded", "backoff", "stopped"];
@@ -129,6 +130,44 @@ impl Collector for KitCollector {
             });
             ConstGauge::new(uptime).encode(family.encode_family(&labels)?)?;
         }
+        Ok(())
+    }
+}
+
+// ===== StallCollector =====
+
+impl Metrics {
+    /// Adds the runtime stall metrics of `detector` to the kit's registry.
+    pub(crate) fn with_stall_detector(mut self, detector: StallDetector) -> Metrics {
+        self.kit
+            .register_collector(Box::new(StallCollector { detector }));
+        self
+    }
+}
+
+/// Encodes a [`StallDetector`]'s measurements at scrape time.
+#[derive(Debug)]
+struct StallCollector {
+    detector: StallDetector,
+}
+
+impl Collector for StallCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let stats = self.detector.stats();
+        let gauge = encoder.encode_descriptor(
+            "daemonkit_runtime_stall_seconds_max",
+            "The largest delay of the async runtime's timer ticks since start (a task blocking the runtime's thread shows here).",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(stats.max_lag.as_secs_f64()).encode(gauge)?;
+        let counter = encoder.encode_descriptor(
+            "daemonkit_runtime_stalls",
+            "Timer ticks delayed by at least the stall threshold (each logged with reason RuntimeStalled).",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(stats.stalls).encode(counter)?;
         Ok(())
     }
 }

@@ -30,11 +30,17 @@
 //!
 //! # Hardening
 //!
-//! Every limit has a safe default and a builder method: a client must send a complete
-//! request head within the header read timeout (5 s, against slowloris); a keep-alive
-//! connection with no request for the idle timeout (60 s) is closed; at most 1024
-//! connections are open at once — one more is closed as soon as it is accepted, never
-//! queued; request bodies over 1 MiB get 413 and request heads over 16 KiB get 431.
+//! Every limit has a safe default and a builder method, and every deadline is a total
+//! time that trickling bytes cannot extend: a client must send a complete request head
+//! within the header read timeout (5 s, against slowloris) and then its body within the
+//! body read timeout (10 s); a response must be written within the write timeout (10 s,
+//! against clients that ask and do not read); a keep-alive connection with no request for
+//! the idle timeout (60 s) is closed. At most 1024 connections are open at once; at the
+//! cap a new connection takes the place of the connection idle the longest, else of the
+//! one that has waited on its client the longest (still sending, or not reading), so idle
+//! or slow clients cannot keep a health check out; only when every connection is busy in
+//! a handler is the newcomer closed at once, never queued. Request bodies over 1 MiB get
+//! 413 and request heads over 16 KiB get 431.
 //! On cancellation the server stops accepting, closes idle connections and those that
 //! have not sent a complete request yet, lets requests in flight finish for up to 5 s,
 //! then closes what is left and removes the socket.

@@ -26,7 +26,7 @@ use hyper::server::conn::http1;
 use serde::Serialize;
 
 use super::builder::Limits;
-use super::conn::ConnClock;
+use super::conn::{ConnClock, RequestBody, ResponseBody};
 use super::metrics::Metrics;
 use crate::StatusError;
 
@@ -85,7 +85,7 @@ impl App {
         }
     }
 
-    fn dispatch(&self, req: Request<Incoming>) -> Dispatch {
+    fn dispatch(&self, req: Request<Incoming>, clock: &Arc<ConnClock>) -> Dispatch {
         // hyper has parsed Content-Length into the body's size hint: refuse a declared
         // oversized body before reading any of it.
         if req.body().size_hint().lower() > self.limits.body_limit as u64 {
@@ -104,9 +104,11 @@ impl App {
             "/metrics" => Builtin::Metrics,
             _ => {
                 // A body without a declared length (chunked) is cut at the limit; axum's
-                // extractors turn the resulting error into 413.
+                // extractors turn the resulting error into 413. The body read timeout
+                // runs until the handler has read it all.
                 let limit = self.limits.body_limit;
-                let req = req.map(|body| Limited::new(body, limit));
+                let req =
+                    req.map(|body| Limited::new(RequestBody::new(body, clock.clone()), limit));
                 let mut router = self.components.clone();
                 return Dispatch::Router(tower::Service::call(&mut router, req));
             }
@@ -244,32 +246,32 @@ impl ControlService {
 }
 
 impl hyper::service::Service<Request<Incoming>> for ControlService {
-    type Response = Response<Body>;
+    type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = ResponseFuture;
 
     fn call(&self, req: Request<Incoming>) -> ResponseFuture {
         self.clock.request_started();
         ResponseFuture {
-            dispatch: self.app.dispatch(req),
-            _busy: Busy(self.clock.clone()),
+            dispatch: self.app.dispatch(req, &self.clock),
+            busy: Busy(self.clock.clone()),
         }
     }
 }
 
-/// Marks the connection idle once the response is ready (hyper drops the future then).
+/// Starts the write timeout once the response is ready (hyper drops the future then).
 struct Busy(Arc<ConnClock>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.request_finished();
+        self.0.response_ready();
     }
 }
 
 /// The response of a built-in route (ready at once) or of a component's router.
 pub(crate) struct ResponseFuture {
     dispatch: Dispatch,
-    _busy: Busy,
+    busy: Busy,
 }
 
 enum Dispatch {
@@ -278,16 +280,22 @@ enum Dispatch {
 }
 
 impl Future for ResponseFuture {
-    type Output = Result<Response<Body>, Infallible>;
+    type Output = Result<Response<ResponseBody>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.dispatch {
-            Dispatch::Ready(response) => Poll::Ready(Ok(response.take().unwrap_or_else(|| {
+        let this = &mut *self;
+        let response = match &mut this.dispatch {
+            Dispatch::Ready(response) => response.take().unwrap_or_else(|| {
                 // Only reachable by polling again after completion, which hyper does not.
                 error(StatusCode::INTERNAL_SERVER_ERROR, "response already taken")
-            }))),
-            Dispatch::Router(future) => Pin::new(future).poll(cx),
-        }
+            }),
+            Dispatch::Router(future) => match Pin::new(future).poll(cx) {
+                Poll::Ready(Ok(response)) => response,
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        let clock = this.busy.0.clone();
+        Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, clock))))
     }
 }
 

@@ -5,13 +5,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use tokio::net::{TcpListener, TcpStream, UnixStream};
-use tokio::sync::Semaphore;
-use tokio::task::{JoinError, JoinSet};
+use tokio::task::{Id, JoinError, JoinSet};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::BoundControlPlane;
-use super::conn::{self, Peer};
+use super::conn::{self, ConnClock, Peer};
 use crate::Error;
 
 /// How long the accept loop pauses after running out of file descriptors or memory, so it
@@ -53,18 +55,21 @@ impl BoundControlPlane {
             tcp_addr,
         } = self;
         let limits = app.limits;
-        let permits = Arc::new(Semaphore::new(limits.max_connections));
+        let epoch = Instant::now();
         let drain = CancellationToken::new();
-        let mut connections = JoinSet::new();
+        let mut connections: JoinSet<()> = JoinSet::new();
+        let mut live = Live::default();
         // Connections refused since the cap was last reached (logged once per burst).
         let mut rejected: u64 = 0;
+        // Connections reclaimed since the cap was last reached (logged once per burst).
+        let mut reclaimed: u64 = 0;
 
         loop {
             // Not `biased`: a flood on one listener must not starve the other.
             let accepted = tokio::select! {
                 () = cancel.cancelled() => break,
-                Some(joined) = connections.join_next(), if !connections.is_empty() => {
-                    report_join(joined);
+                Some(joined) = connections.join_next_with_id(), if !connections.is_empty() => {
+                    report_join(joined, &mut live);
                     continue;
                 }
                 accepted = unix.accept() => accepted.map(|(stream, _)| Accepted::Unix(stream)),
@@ -89,44 +94,61 @@ impl BoundControlPlane {
                     continue;
                 }
             };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                // Dropping the stream closes it: the client sees the connection end at
-                // once instead of waiting in a queue.
-                drop(accepted);
-                rejected += 1;
-                if rejected == 1 {
-                    tracing::warn!(
-                        reason = "ControlPlaneConnectionRejected",
-                        max_connections = limits.max_connections,
-                        "control-plane connection cap reached; closing new connections until some end"
-                    );
+            // Connections that ended since the last turn give their place back first.
+            while let Some(joined) = connections.try_join_next_with_id() {
+                report_join(joined, &mut live);
+            }
+            if live.len() >= limits.max_connections {
+                if live.reclaim_one() {
+                    reclaimed += 1;
+                    if reclaimed == 1 {
+                        tracing::warn!(
+                            reason = "ControlPlaneConnectionCapReached",
+                            max_connections = limits.max_connections,
+                            "control-plane connection cap reached; closing idle and slow connections to make room"
+                        );
+                    }
+                } else {
+                    // Dropping the stream closes it: the client sees the connection end
+                    // at once instead of waiting in a queue.
+                    drop(accepted);
+                    rejected += 1;
+                    if rejected == 1 {
+                        tracing::warn!(
+                            reason = "ControlPlaneConnectionRejected",
+                            max_connections = limits.max_connections,
+                            "control-plane connection cap reached with every connection busy in a handler; closing new connections until some end"
+                        );
+                    }
+                    continue;
                 }
-                continue;
-            };
-            if rejected > 0 {
+            } else if rejected > 0 || reclaimed > 0 {
                 tracing::info!(
                     reason = "ControlPlaneConnectionCapCleared",
                     rejected,
-                    "control-plane connections accepted again after the cap was reached"
+                    reclaimed,
+                    "control-plane connections below the cap again"
                 );
                 rejected = 0;
+                reclaimed = 0;
             }
-            let (app, drain) = (app.clone(), drain.child_token());
-            match accepted {
+            let clock = Arc::new(ConnClock::new(epoch, &limits));
+            let close = drain.child_token();
+            let (app, task_clock, task_close) = (app.clone(), clock.clone(), close.clone());
+            let task = match accepted {
                 Accepted::Unix(stream) => connections.spawn(async move {
-                    conn::serve(stream, Peer::Unix, app, drain).await;
-                    drop(permit);
+                    conn::serve(stream, Peer::Unix, app, task_clock, task_close).await;
                 }),
                 Accepted::Tcp(stream, peer) => {
                     // Responses are written whole; waiting for more data to coalesce
                     // would only add latency.
                     let _ = stream.set_nodelay(true);
                     connections.spawn(async move {
-                        conn::serve(stream, Peer::Tcp(peer), app, drain).await;
-                        drop(permit);
+                        conn::serve(stream, Peer::Tcp(peer), app, task_clock, task_close).await;
                     })
                 }
             };
+            live.insert(task.id(), clock, close);
         }
 
         // Closing the listeners makes new connections fail at once (ECONNREFUSED) rather
@@ -141,8 +163,8 @@ impl BoundControlPlane {
         );
         drain.cancel();
         let drained = tokio::time::timeout(limits.shutdown_grace, async {
-            while let Some(joined) = connections.join_next().await {
-                report_join(joined);
+            while let Some(joined) = connections.join_next_with_id().await {
+                report_join(joined, &mut live);
             }
         })
         .await
@@ -196,14 +218,65 @@ fn is_resource_exhaustion(error: &std::io::Error) -> bool {
     )
 }
 
-fn report_join(joined: Result<(), JoinError>) {
-    if let Err(error) = joined
-        && error.is_panic()
-    {
-        tracing::error!(
-            reason = "ControlPlaneHandlerPanicked",
-            error = %error,
-            "a control-plane request handler panicked; its connection was closed"
-        );
+fn report_join(joined: Result<(Id, ()), JoinError>, live: &mut Live) {
+    match joined {
+        Ok((id, ())) => live.remove(id),
+        Err(error) => {
+            live.remove(error.id());
+            if error.is_panic() {
+                tracing::error!(
+                    reason = "ControlPlaneHandlerPanicked",
+                    error = %error,
+                    "a control-plane request handler panicked; its connection was closed"
+                );
+            }
+        }
+    }
+}
+
+// ===== Live =====
+
+/// The open connections, for the cap: each one's clock (to choose which to reclaim) and
+/// close token.
+/// Keyed by the id of the connection's task, which a panicked task's `JoinError` still
+/// tells.
+#[derive(Default)]
+struct Live {
+    conns: HashMap<Id, (Arc<ConnClock>, CancellationToken)>,
+}
+
+impl Live {
+    fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn insert(&mut self, id: Id, clock: Arc<ConnClock>, close: CancellationToken) {
+        self.conns.insert(id, (clock, close));
+    }
+
+    fn remove(&mut self, id: Id) {
+        self.conns.remove(&id);
+    }
+
+    /// Closes the connection most worth closing (see [`ConnClock::reclaim_rank`]) and
+    /// forgets it at once, so the new connection takes its place while it closes.
+    /// Returns false when every connection is busy in a handler.
+    ///
+    /// A scan of every connection, done only at the cap: a few microseconds for a
+    /// thousand, and nothing to maintain on the request path.
+    fn reclaim_one(&mut self) -> bool {
+        let victim = self
+            .conns
+            .iter()
+            .filter_map(|(id, (clock, _))| clock.reclaim_rank().map(|rank| (rank, *id)))
+            .min();
+        let Some((_, id)) = victim else {
+            return false;
+        };
+        if let Some((clock, close)) = self.conns.remove(&id) {
+            clock.reclaim();
+            close.cancel();
+        }
+        true
     }
 }
