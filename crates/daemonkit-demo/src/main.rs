@@ -7,6 +7,7 @@
 //! Unix socket (`daemonctl status`), milestones go to a durable JSONL event log, and logs
 //! are JSON lines on stderr, one object per record, each with its `reason`.
 
+mod echo;
 mod events;
 mod logging;
 mod monitors;
@@ -33,6 +34,11 @@ struct Args {
     /// Also serve the control plane (with /metrics) over TCP, e.g. 127.0.0.1:9464.
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
+
+    /// How long a control-plane client has to send a request body (e.g. to
+    /// `POST /demo/echo`) once its head is in; a slower one is disconnected.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    body_read_timeout: Duration,
 
     /// Where the event log lives [default: $STATE_DIRECTORY, else the `state` directory
     /// next to the default socket (created 0700)].
@@ -166,7 +172,9 @@ fn run(args: Args) -> Exit {
         "daemonkit-demo starting"
     );
 
-    let mut control_plane = ControlPlane::builder(&socket);
+    let mut control_plane = ControlPlane::builder(&socket)
+        .body_read_timeout(args.body_read_timeout)
+        .component(echo::NAME, echo::routes());
     if let Some(addr) = args.metrics_addr {
         control_plane = control_plane.tcp(addr);
     }
