@@ -7,6 +7,12 @@
 //! Each is run against a server on tokio's current-thread runtime and on a two-worker
 //! multi-thread runtime.
 //!
+//! Then the run under attack (issue 11): 1,000 hostile connections are held open — 500
+//! request bodies that never arrive on a body-reading component route, 500 idle
+//! keep-alive connections — and `/health` is measured again at 1 and 16 connections,
+//! beside the clean run of the same server as its baseline, so the cost of the defences
+//! (and of a thousand open connections) shows in latency and in server CPU per request.
+//!
 //! The server runs in a child process (this binary re-executed with
 //! `DK_BENCH_SERVER_SOCKET` set) so that its CPU time can be read apart from the
 //! client's: the sum of its threads' on-CPU time from `/proc/<pid>/task/*/schedstat`
@@ -18,7 +24,13 @@
 //! ```text
 //! cargo bench -p daemonkit --bench control_plane
 //! DK_BENCH_SECONDS=10 cargo bench -p daemonkit --bench control_plane
+//! BENCH_JSON=figures.jsonl cargo bench -p daemonkit --bench control_plane
 //! ```
+//!
+//! With `BENCH_JSON=<file>`, one JSON object per figure is appended to the file:
+//! `{"bench":"control_plane","figure":…,"value":…,"unit":…,"baseline":…}`, the baseline
+//! being the same figure of `/health` (for `/status`) or of the clean run (under attack),
+//! and `null` for the clean `/health` rows, which are the baselines.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -28,6 +40,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::post;
 use daemonkit::server::ControlPlane;
 use daemonkit::{MonitorState, StatusError, StatusTracker};
 use tokio_util::sync::CancellationToken;
@@ -39,15 +54,18 @@ const SECONDS_ENV: &str = "DK_BENCH_SECONDS";
 
 fn main() {
     if let Ok(socket) = std::env::var(SERVER_ENV) {
+        raise_fd_limit(4 * HOSTILE as u64);
         serve(Path::new(&socket));
         return;
     }
+    raise_fd_limit(4 * HOSTILE as u64);
     let seconds: f64 = std::env::var(SECONDS_ENV)
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
     let dir = std::env::temp_dir().join(format!("dk-bench-{}", std::process::id()));
     let socket = dir.join("control.sock");
+    let mut figures = Figures::default();
 
     println!("control plane over a Unix socket, GET with keep-alive, {seconds} s per run");
     println!(
@@ -58,25 +76,35 @@ fn main() {
         "client: 1 conn = one blocking thread; 16 conns = 16 tasks on one tokio current-thread runtime"
     );
     println!(
-        "baseline: /health on the same server in the same run (transport + HTTP + dispatch only)"
+        "baselines, same server, same run: /health for /status (transport + HTTP + dispatch only);"
+    );
+    println!(
+        "  the clean run for the run under attack ({} connections held open: {} request bodies that never",
+        HOSTILE,
+        HOSTILE / 2
+    );
+    println!(
+        "  arrive on a body-reading component route, {} idle keep-alive connections)",
+        HOSTILE / 2
     );
     // 0 worker threads = tokio's current-thread runtime.
     for threads in [0, 2] {
         let server = Server::spawn(&socket, threads);
+        let runtime = if threads == 0 {
+            "current-thread".to_owned()
+        } else {
+            format!("multi-thread ({threads})")
+        };
         println!();
         println!(
-            "server runtime: {}; idle RSS after start {} KiB",
-            if threads == 0 {
-                "tokio current-thread".to_owned()
-            } else {
-                format!("tokio multi-thread, {threads} workers")
-            },
+            "server runtime: {runtime}; idle RSS after start {} KiB",
             server.rss_kib()
         );
         println!(
-            "{:<8} {:>5} {:>10} {:>9} {:>9} {:>9} {:>13} {:>13}",
+            "{:<8} {:>5} {:>12} {:>10} {:>9} {:>9} {:>9} {:>13} {:>13}",
             "route",
             "conns",
+            "load",
             "req/s",
             "p50 µs",
             "p99 µs",
@@ -84,48 +112,180 @@ fn main() {
             "server µs/req",
             "client µs/req"
         );
-        for conns in [1, 16] {
+        let mut clean_health = [None, None];
+        for (slot, conns) in [1, 16].into_iter().enumerate() {
             for path in ["/health", "/status"] {
-                // Warm up the connections, the allocator and the CPU frequency.
-                let _ = run(
-                    &socket,
-                    path,
-                    conns,
-                    Duration::from_millis(300),
-                    server.pid(),
-                );
-                let r = run(
-                    &socket,
-                    path,
-                    conns,
-                    Duration::from_secs_f64(seconds),
-                    server.pid(),
-                );
-                println!(
-                    "{:<8} {:>5} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>13.2} {:>13.2}",
-                    path,
-                    conns,
-                    r.per_second(),
-                    r.percentile(0.50),
-                    r.percentile(0.99),
-                    r.percentile(0.999),
-                    r.server_cpu_per_request(),
-                    r.client_cpu_per_request(),
-                );
+                let r = measure(&socket, path, conns, seconds, server.pid());
+                r.print(path, conns, "clean");
+                let baseline = (path == "/status")
+                    .then(|| clean_health[slot].clone())
+                    .flatten();
+                figures.add(&runtime, path, conns, "clean", &r, baseline.as_ref());
+                if path == "/health" {
+                    clean_health[slot] = Some(r);
+                }
             }
         }
+
+        let hostile = Hostile::open(&socket);
+        let rss_hostile = server.rss_kib();
+        for (slot, conns) in [1, 16].into_iter().enumerate() {
+            let r = measure(&socket, "/health", conns, seconds, server.pid());
+            r.print("/health", conns, &format!("{HOSTILE} hostile"));
+            figures.add(
+                &runtime,
+                "/health",
+                conns,
+                "hostile",
+                &r,
+                clean_health[slot].as_ref(),
+            );
+        }
+        let held = hostile.still_open();
+        println!(
+            "hostile connections still held open by the server at the end: {held} of {HOSTILE}; server RSS with them {rss_hostile} KiB"
+        );
+        hostile.close();
         println!("server RSS after the runs: {} KiB", server.rss_kib());
         server.stop();
     }
-    println!();
-    println!(
-        "reference, issue 3 (Go daemonkit, same class of machine): /status 16 conns ~40k req/s, p99 2.7 ms;"
-    );
-    println!(
-        "                                                         1 conn ~14k req/s, p50 65 µs"
-    );
-    println!("targets: 16 conns >= 80k req/s with p99 <= 1.35 ms; 1 conn >= 28k req/s");
+    figures.write();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// How many hostile connections the run under attack holds open.
+const HOSTILE: usize = 1000;
+
+/// A warm-up run, then the measured run (the previous run's connections are given a
+/// moment to be seen closed by the server, so they do not count against its cap).
+fn measure(socket: &Path, path: &str, conns: usize, seconds: f64, server: u32) -> Run {
+    std::thread::sleep(Duration::from_millis(50));
+    // Warm up the connections, the allocator and the CPU frequency.
+    let _ = run(socket, path, conns, Duration::from_millis(300), server);
+    std::thread::sleep(Duration::from_millis(50));
+    run(
+        socket,
+        path,
+        conns,
+        Duration::from_secs_f64(seconds),
+        server,
+    )
+}
+
+/// Makes room for `n` descriptors: the run under attack holds a thousand connections.
+fn raise_fd_limit(n: u64) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    let want = limit.current.unwrap_or(u64::MAX).max(n);
+    let want = limit.maximum.map_or(want, |max| want.min(max));
+    limit.current = Some(want);
+    setrlimit(Resource::Nofile, limit).expect("raise RLIMIT_NOFILE");
+}
+
+// ===== the attackers =====
+
+/// Connections held open against the server: half have sent a request head promising a
+/// 1000-byte body to a body-reading route and 10 bytes of it; half sent one request,
+/// read the answer, and idle.
+struct Hostile {
+    conns: Vec<UnixStream>,
+}
+
+impl Hostile {
+    fn open(socket: &Path) -> Hostile {
+        let mut conns = Vec::with_capacity(HOSTILE);
+        let mut buf = vec![0u8; 64 * 1024];
+        for i in 0..HOSTILE {
+            let mut conn = UnixStream::connect(socket).expect("connect an attacker");
+            if i % 2 == 0 {
+                conn.write_all(
+                    b"POST /bench/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789",
+                )
+                .expect("send a slow body's head");
+            } else {
+                conn.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .expect("send a request");
+                read_response(&mut conn, &mut buf);
+            }
+            conns.push(conn);
+        }
+        Hostile { conns }
+    }
+
+    /// The connections the server has not closed (nothing to read, no EOF).
+    fn still_open(&self) -> usize {
+        self.conns
+            .iter()
+            .filter(|conn| {
+                conn.set_nonblocking(true).expect("non-blocking");
+                let mut byte = [0u8; 1];
+                matches!((&**conn).read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            })
+            .count()
+    }
+
+    fn close(self) {
+        drop(self.conns);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ===== BENCH_JSON =====
+
+/// A figure's name, how to read it from a run, and its unit.
+type Figure = (&'static str, fn(&Run) -> f64, &'static str);
+
+/// The figures, written to the file named by `BENCH_JSON` (one JSON object per line,
+/// appended) when it is set.
+#[derive(Default)]
+struct Figures {
+    lines: Vec<String>,
+}
+
+impl Figures {
+    fn add(
+        &mut self,
+        runtime: &str,
+        path: &str,
+        conns: usize,
+        load: &str,
+        run: &Run,
+        baseline: Option<&Run>,
+    ) {
+        let name = format!("{path} {conns} conns {load}, {runtime}");
+        let figures: [Figure; 4] = [
+            ("req/s", Run::per_second, "req/s"),
+            ("p50", |r| r.percentile(0.50), "µs"),
+            ("p99", |r| r.percentile(0.99), "µs"),
+            ("server CPU per request", Run::server_cpu_per_request, "µs"),
+        ];
+        for (figure, value, unit) in figures {
+            self.lines.push(
+                serde_json::json!({
+                    "bench": "control_plane",
+                    "figure": format!("{figure}: {name}"),
+                    "value": value(run),
+                    "unit": unit,
+                    "baseline": baseline.map(value),
+                })
+                .to_string(),
+            );
+        }
+    }
+
+    fn write(&self) {
+        let Some(path) = std::env::var_os("BENCH_JSON") else {
+            return;
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open BENCH_JSON");
+        for line in &self.lines {
+            writeln!(file, "{line}").expect("write BENCH_JSON");
+        }
+    }
 }
 
 // ===== the server (child process) =====
@@ -150,9 +310,15 @@ fn serve(socket: &Path) {
     runtime.block_on(async {
         let tracker = ten_monitors();
         let status = tracker.clone();
+        let echo = Router::new().route("/echo", post(|body: Bytes| async move { body }));
         let bound = ControlPlane::builder(socket)
             .status(move || status.snapshot())
             .metrics(&tracker)
+            .component("bench", echo)
+            // Long enough that the attackers are held for the whole run under attack
+            // (with the defaults, 10 s and 60 s, they would be closed during a long one).
+            .body_read_timeout(Duration::from_secs(600))
+            .idle_timeout(Duration::from_secs(600))
             .build()
             .expect("a valid control-plane configuration")
             .bind()
@@ -260,6 +426,7 @@ fn cpu_nanos(pid: &str) -> u64 {
 
 // ===== the client =====
 
+#[derive(Clone)]
 struct Run {
     requests: u64,
     elapsed: Duration,
@@ -279,6 +446,21 @@ impl Run {
         }
         let at = ((self.latencies_ns.len() - 1) as f64 * p).round() as usize;
         self.latencies_ns[at] as f64 / 1000.0
+    }
+
+    fn print(&self, path: &str, conns: usize, load: &str) {
+        println!(
+            "{:<8} {:>5} {:>12} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>13.2} {:>13.2}",
+            path,
+            conns,
+            load,
+            self.per_second(),
+            self.percentile(0.50),
+            self.percentile(0.99),
+            self.percentile(0.999),
+            self.server_cpu_per_request(),
+            self.client_cpu_per_request(),
+        );
     }
 
     fn server_cpu_per_request(&self) -> f64 {
