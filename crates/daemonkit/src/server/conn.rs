@@ -80,7 +80,7 @@ pub(crate) struct ConnClock {
     deadline: AtomicU64,
     /// hyper has dropped the response body: what is left is in its write buffer.
     response_taken: AtomicBool,
-    /// Bytes of a next (pipelined) request arrived while a response was being written.
+    /// Bytes of a next (pipelined) request arrived before the response was out.
     head_pending: AtomicBool,
     /// The accept loop chose this connection to close, to make room at the cap.
     reclaimed: AtomicBool,
@@ -131,6 +131,7 @@ impl ConnClock {
     /// The service was called with a parsed request head.
     pub(crate) fn request_started(&self) {
         self.response_taken.store(false, Ordering::Relaxed);
+        self.head_pending.store(false, Ordering::Relaxed);
         self.enter(BUSY, NO_DEADLINE);
     }
 
@@ -152,7 +153,6 @@ impl ConnClock {
 
     /// The response is ready: it must be written within the write timeout.
     pub(crate) fn response_ready(&self) {
-        self.head_pending.store(false, Ordering::Relaxed);
         self.enter(WRITE, self.write_nanos);
     }
 
@@ -165,8 +165,8 @@ impl ConnClock {
     fn flushed(&self) {
         if self.phase() == WRITE && self.response_taken.load(Ordering::Relaxed) {
             if self.head_pending.load(Ordering::Relaxed) {
-                // The next request's head began during the write: it has the header
-                // timeout from now, not the idle timeout.
+                // The next request's head began before the response was out: it has
+                // the header timeout from now, not the idle timeout.
                 self.enter(HEAD, self.header_nanos);
             } else {
                 self.enter(IDLE, self.idle_nanos);
@@ -177,7 +177,8 @@ impl ConnClock {
     fn bytes_read(&self) {
         match self.phase() {
             IDLE => self.enter(HEAD, self.header_nanos),
-            WRITE => self.head_pending.store(true, Ordering::Relaxed),
+            // Once the body is in, more bytes are a next (pipelined) request.
+            BUSY | WRITE => self.head_pending.store(true, Ordering::Relaxed),
             _ => {}
         }
     }
