@@ -180,6 +180,42 @@ async fn a_slow_handler_is_not_cut_off_by_the_header_or_idle_timeout() {
     server.stop().await.unwrap();
 }
 
+#[tokio::test]
+async fn pipelined_requests_are_all_answered_and_the_connection_then_idles() {
+    let dir = socket_dir();
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .header_read_timeout(Duration::from_secs(30))
+            .idle_timeout(Duration::from_millis(300)),
+    )
+    .await;
+    let mut conn = server.connect().await;
+    conn.write_all(
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /ready HTTP/1.1\r\nHost: x\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // All three answers, in order; then the 300 ms idle timeout (not the 30 s header
+    // timeout) closes the connection, which ends the read.
+    let started = tokio::time::Instant::now();
+    let mut raw = Vec::new();
+    tokio::time::timeout(PATIENCE, conn.read_to_end(&mut raw))
+        .await
+        .expect("closed by the idle timeout")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let text = String::from_utf8(raw).unwrap();
+    assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 3, "{text}");
+    let ok = text
+        .find("{\"status\":\"ok\"}\n")
+        .expect("the /health answer");
+    let ready = text
+        .find("{\"status\":\"ready\"}\n")
+        .expect("the /ready answer");
+    assert!(ok < ready && text.ends_with("\r\n\r\n{}\n"), "{text}");
+    server.stop().await.unwrap();
+}
+
 // ===== body and write deadlines =====
 
 /// A component whose `POST /echo` reads the whole body and returns it.
@@ -374,6 +410,40 @@ async fn at_the_cap_the_oldest_idle_connection_makes_room_for_a_new_one() {
     assert_eq!(reclaimed.len(), 1);
     assert_eq!(reclaimed[0].field("phase"), Some("idle"));
     assert_eq!(captured.count("ControlPlaneConnectionRejected"), 0);
+    assert_eq!(captured.count("ControlPlaneConnectionCapReached"), 1);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn at_the_cap_an_idle_connection_makes_room_before_an_older_slow_one() {
+    let captured = server_support::capture();
+    let dir = socket_dir();
+    let server =
+        Server::start(ControlPlane::builder(dir.path().join("control.sock")).max_connections(2))
+            .await;
+    // The slow one is older, but an idle connection goes first.
+    let mut slow = server.connect().await;
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut idle = server.connect().await;
+    assert_eq!(
+        request(&mut idle, "GET", "/health", &[], b"").await.status,
+        200
+    );
+
+    assert_eq!(server.get("/health").await.status, 200);
+    assert!(closed_within(&mut idle, PATIENCE).await);
+    assert!(
+        still_open(&slow),
+        "the slow connection is only next in line"
+    );
+    // The slow one can still finish its request.
+    slow.write_all(b"\r\n").await.unwrap();
+    assert_eq!(server_support::read_response(&mut slow).await.status, 200);
+    let reclaimed = captured.with_reason("ControlPlaneConnectionReclaimed");
+    assert_eq!(reclaimed.len(), 1);
+    assert_eq!(reclaimed[0].field("phase"), Some("idle"));
     server.stop().await.unwrap();
 }
 
