@@ -249,6 +249,41 @@ async fn a_body_that_never_arrives_is_closed_by_the_body_timeout() {
 }
 
 #[tokio::test]
+/// hyper closes a connection whose request body was left unread and is still due, once
+/// the response is out; the connection clock relies on it.
+async fn a_body_nobody_reads_does_not_keep_the_connection() {
+    let dir = socket_dir();
+    let ignores = Router::new().route("/ignore", post(|| async { "ignored" }));
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .header_read_timeout(Duration::from_millis(300))
+            .idle_timeout(Duration::from_secs(60))
+            .component("demo", ignores),
+    )
+    .await;
+    for path in ["/health", "/demo/ignore"] {
+        let mut conn = server.connect().await;
+        conn.write_all(
+            format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        // Answered (405 for the built-in route, 200 for the handler that ignores it)…
+        let res = server_support::read_response(&mut conn).await;
+        assert!(matches!(res.status, 200 | 405), "{path}: {}", res.status);
+        // …then closed at once, not kept waiting for the rest of the body as if idle.
+        let answered = tokio::time::Instant::now();
+        assert!(closed_within(&mut conn, PATIENCE).await);
+        assert!(
+            answered.elapsed() < Duration::from_secs(5),
+            "{path}: held {:?}, as if idle",
+            answered.elapsed()
+        );
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn trickling_a_body_does_not_extend_the_body_timeout() {
     let dir = socket_dir();
     let server = Server::start(

@@ -350,8 +350,9 @@ impl HttpBody for RequestBody {
 
 impl Drop for RequestBody {
     fn drop(&mut self) {
-        // A handler that drops the body unread is not waiting for it any more; hyper
-        // drains or closes what is left.
+        // A handler that drops the body unread is not waiting for it any more. hyper
+        // drains what has already arrived after the response and closes the connection
+        // if more is due (tested: `a_body_nobody_reads_does_not_keep_the_connection`).
         self.clock.body_finished();
     }
 }
