@@ -217,6 +217,14 @@ pub enum Error {
         /// What is wrong and what is allowed.
         problem: String,
     },
+    /// A setting of the Daemon runner has a value that cannot work.
+    #[error("invalid daemon setting `{setting}`: {problem}")]
+    InvalidDaemonConfig {
+        /// The builder method at fault, e.g. `probe_interval`.
+        setting: &'static str,
+        /// What is wrong with it and what is allowed.
+        problem: String,
+    },
     /// A prerequisite probe failed.
     #[error("prerequisite failed: {source}")]
     ProbeFailed {
@@ -391,6 +399,7 @@ impl Error {
             | Error::SocketPathOccupied { .. }
             | Error::SocketPathTooLong { .. }
             | Error::InvalidServerConfig { .. }
+            | Error::InvalidDaemonConfig { .. }
             | Error::InvalidEnv { .. }
             | Error::InvalidWatchdogInterval { .. }
             | Error::InvalidNotifySocket { .. }

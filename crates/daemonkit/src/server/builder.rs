@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use super::routes::{self, App, ReadyFn, StatusFn};
-use super::{ControlPlane, RESERVED, metrics};
+use super::{ControlPlane, metrics};
 use crate::{Error, StatusError, StatusTracker};
 
 // ===== Limits =====
@@ -97,7 +97,7 @@ pub struct ControlPlaneBuilder {
     pub(super) status: Option<StatusFn>,
     pub(super) ready: Option<ReadyFn>,
     pub(super) components: Vec<(String, Router)>,
-    pub(super) tracker: Option<StatusTracker>,
+    pub(super) trackers: Vec<(Option<String>, StatusTracker)>,
     pub(super) registry: Option<Registry>,
     pub(super) limits: Limits,
     /// The first configuration mistake, reported by `bind`.
@@ -127,7 +127,7 @@ impl fmt::Debug for ControlPlaneBuilder {
                 "components",
                 &self.components.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             )
-            .field("metrics", &self.tracker.is_some())
+            .field("metrics", &self.trackers.len())
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -194,25 +194,7 @@ impl ControlPlaneBuilder {
     }
 
     fn check_component_name(&self, name: &str) -> Result<(), &'static str> {
-        if name.is_empty() {
-            return Err("a component name must not be empty");
-        }
-        if name.len() > 64 {
-            return Err("a component name must be at most 64 bytes long");
-        }
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        {
-            return Err(
-                "a component name may contain only lower-case letters a-z, digits, `_` and `-`",
-            );
-        }
-        if RESERVED.contains(&name) {
-            return Err(
-                "this name is a built-in route (health, status, ready, metrics); choose another component name",
-            );
-        }
+        super::check_component_name(name)?;
         if self.components.iter().any(|(taken, _)| taken == name) {
             return Err("a component with this name is already mounted");
         }
@@ -230,7 +212,20 @@ impl ControlPlaneBuilder {
     ///
     /// `daemonkit_build_info{version}` is always exposed, with or without a tracker.
     pub fn metrics(mut self, tracker: &StatusTracker) -> Self {
-        self.tracker = Some(tracker.clone());
+        self.trackers.push((None, tracker.clone()));
+        self
+    }
+
+    /// Exposes the monitors of a component's `tracker` on `GET /metrics`, as
+    /// [`metrics`](Self::metrics) does, with a `component="<component>"` label on every
+    /// sample. Call it once per component of a daemon of several.
+    pub fn component_metrics(
+        mut self,
+        component: impl Into<String>,
+        tracker: &StatusTracker,
+    ) -> Self {
+        self.trackers
+            .push((Some(component.into()), tracker.clone()));
         self
     }
 
@@ -360,7 +355,7 @@ impl ControlPlaneBuilder {
         let components = components
             .fallback(routes::not_found)
             .method_not_allowed_fallback(routes::wrong_method);
-        let metrics = metrics::Metrics::new(self.tracker, self.registry);
+        let metrics = metrics::Metrics::new(self.trackers, self.registry);
         let app = Arc::new(App::new(
             self.limits,
             self.status,

@@ -16,7 +16,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::StatusTracker;
+use crate::{MonitorStatus, Snapshot, StatusTracker};
 
 /// The states of `daemonkit_monitor_state`, one sample each per monitor.
 const STATES: [&str; 4] = ["running", "degraded", "backoff", "stopped"];
@@ -32,9 +32,12 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new(tracker: Option<StatusTracker>, daemon: Option<Registry>) -> Metrics {
+    pub(crate) fn new(
+        trackers: Vec<(Option<String>, StatusTracker)>,
+        daemon: Option<Registry>,
+    ) -> Metrics {
         let mut kit = Registry::default();
-        kit.register_collector(Box::new(KitCollector { tracker }));
+        kit.register_collector(Box::new(KitCollector { trackers }));
         Metrics {
             kit,
             daemon,
@@ -56,10 +59,27 @@ impl Metrics {
 
 // ===== KitCollector =====
 
-/// Encodes the per-monitor metrics from a tracker snapshot, and the build info.
+/// Encodes the per-monitor metrics from tracker snapshots, and the build info. A
+/// tracker with a component name labels its samples `component="<name>"` too.
 #[derive(Debug)]
 struct KitCollector {
-    tracker: Option<StatusTracker>,
+    trackers: Vec<(Option<String>, StatusTracker)>,
+}
+
+/// Every monitor of every tracker, with its labels (`component` first when there is one).
+fn monitors<'a>(
+    snapshots: &'a [(Option<&'a str>, Snapshot)],
+) -> impl Iterator<Item = (Vec<(&'static str, &'a str)>, &'a MonitorStatus)> {
+    snapshots.iter().flat_map(|(component, snapshot)| {
+        snapshot.iter().map(move |(name, status)| {
+            let mut labels = Vec::with_capacity(3);
+            if let Some(component) = component {
+                labels.push(("component", *component));
+            }
+            labels.push(("monitor", name));
+            (labels, status)
+        })
+    })
 }
 
 impl Collector for KitCollector {
@@ -72,10 +92,14 @@ impl Collector for KitCollector {
         )?;
         info.encode_info(&[("version", env!("CARGO_PKG_VERSION"))])?;
 
-        let Some(tracker) = &self.tracker else {
+        if self.trackers.is_empty() {
             return Ok(());
-        };
-        let snapshot = tracker.snapshot();
+        }
+        let snapshots: Vec<(Option<&str>, Snapshot)> = self
+            .trackers
+            .iter()
+            .map(|(component, tracker)| (component.as_deref(), tracker.snapshot()))
+            .collect();
         let now = jiff::Timestamp::now();
 
         let mut family = encoder.encode_descriptor(
@@ -84,8 +108,7 @@ impl Collector for KitCollector {
             None,
             MetricType::Counter,
         )?;
-        for (name, status) in snapshot.iter() {
-            let labels = [("monitor", name)];
+        for (labels, status) in monitors(&snapshots) {
             ConstCounter::new(status.restarts).encode(family.encode_family(&labels)?)?;
         }
 
@@ -95,8 +118,7 @@ impl Collector for KitCollector {
             None,
             MetricType::Gauge,
         )?;
-        for (name, status) in snapshot.iter() {
-            let labels = [("monitor", name)];
+        for (labels, status) in monitors(&snapshots) {
             ConstGauge::new(i64::from(status.consecutive_crashes))
                 .encode(family.encode_family(&labels)?)?;
         }
@@ -107,10 +129,11 @@ impl Collector for KitCollector {
             None,
             MetricType::Gauge,
         )?;
-        for (name, status) in snapshot.iter() {
+        for (labels, status) in monitors(&snapshots) {
             let current = status.state.kind();
             for state in STATES {
-                let labels = [("monitor", name), ("state", state)];
+                let mut labels = labels.clone();
+                labels.push(("state", state));
                 ConstGauge::new(i64::from(state == current))
                     .encode(family.encode_family(&labels)?)?;
             }
@@ -122,8 +145,7 @@ impl Collector for KitCollector {
             Some(&Unit::Seconds),
             MetricType::Gauge,
         )?;
-        for (name, status) in snapshot.iter() {
-            let labels = [("monitor", name)];
+        for (labels, status) in monitors(&snapshots) {
             let uptime = status.running_since().map_or(0.0, |since| {
                 now.duration_since(since).as_secs_f64().max(0.0)
             });

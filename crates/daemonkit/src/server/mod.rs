@@ -52,3 +52,28 @@ pub use builder::ControlPlaneBuilder;
 
 /// The paths the built-in routes use; no component may take one as its name.
 const RESERVED: [&str; 4] = ["health", "status", "ready", "metrics"];
+
+/// The rules a component name follows, because it is the component's route prefix: 1 to
+/// 64 bytes of `a-z`, `0-9`, `_` and `-`, and none of the built-in routes.
+pub(crate) fn check_component_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("a component name must not be empty");
+    }
+    if name.len() > 64 {
+        return Err("a component name must be at most 64 bytes long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return Err(
+            "a component name may contain only lower-case letters a-z, digits, `_` and `-`",
+        );
+    }
+    if RESERVED.contains(&name) {
+        return Err(
+            "this name is a built-in route (health, status, ready, metrics); choose another component name",
+        );
+    }
+    Ok(())
+}
