@@ -226,7 +226,12 @@ impl ControlPlaneBuilder {
     /// - `daemonkit_monitor_state{monitor,state}` (gauge): 1 for the current state
     ///   (`running`, `degraded`, `backoff`, `stopped`), 0 for the other three;
     /// - `daemonkit_monitor_uptime_seconds{monitor}` (gauge): time since the current run
-    ///   began, 0 when not running.
+    ///   began, 0 when not running;
+    /// - `daemonkit_monitor_backoff_seconds{monitor}` (gauge): the delay before the next
+    ///   start while backing off after a crash, 0 otherwise.
+    ///
+    /// `contrib/prometheus/daemonkit.rules.yml` alerts on these (see the user guide's
+    /// "Alerting" section).
     ///
     /// `daemonkit_build_info{version}` is always exposed, with or without a tracker.
     pub fn metrics(mut self, tracker: &StatusTracker) -> Self {
