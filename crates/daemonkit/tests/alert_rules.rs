@@ -133,13 +133,24 @@ fn promtool_check_rules_accepts_the_rules_file() {
     );
 }
 
+/// The example configuration in the user guide is valid and loads the rules beside it.
+#[test]
+fn promtool_check_config_accepts_the_example_configuration() {
+    if !have("promtool") {
+        return;
+    }
+    let report = promtool(&["check", "config", "prometheus.example.yml"]);
+    assert!(report.contains("SUCCESS: 1 rule files found"), "{report}");
+    assert!(report.contains("SUCCESS: 8 rules found"), "{report}");
+}
+
 #[test]
 fn unhealthy_monitor_alert_fires_after_ten_unhealthy_minutes_and_not_before() {
     promtool_test("monitor_unhealthy.test.yml");
 }
 
 #[test]
-fn crash_loop_alert_fires_at_three_restarts_in_fifteen_minutes_and_not_at_two() {
+fn crash_loop_alert_fires_at_three_restarts_in_fifteen_minutes_or_five_crashes_in_a_row() {
     promtool_test("crash_loop.test.yml");
 }
 
@@ -269,6 +280,7 @@ async fn the_rules_read_only_metrics_and_labels_the_kit_exposes() {
         BTreeSet::from(
             [
                 "daemonkit_monitor_backoff_seconds",
+                "daemonkit_monitor_consecutive_crashes",
                 "daemonkit_monitor_restarts_total",
                 "daemonkit_monitor_state",
                 "daemonkit_runtime_stall_seconds_max",
@@ -454,7 +466,8 @@ async fn prometheus_loads_the_rules_and_alerts_on_the_kit_s_own_metrics() {
     let description = firing["annotations"]["description"].as_str().unwrap();
     assert!(
         description.contains("run `daemonctl describe flaky`")
-            && description.contains("on host 127.0.0.1 "),
+            && description.contains("on host 127.0.0.1 keeps crashing")
+            && description.contains(", 3 crashes in a row."),
         "{description}"
     );
 
