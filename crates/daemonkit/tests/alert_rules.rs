@@ -495,5 +495,18 @@ async fn prometheus_loads_the_rules_and_alerts_on_the_kit_s_own_metrics() {
             "{alert}"
         );
     }
+
+    // The daemon goes away: its `up` series is what DaemonkitTargetDown selects.
     server.stop().await.unwrap();
+    let down = wait_for(
+        &mut prometheus,
+        &log,
+        web,
+        "/api/v1/alerts",
+        "DaemonkitTargetDown pending",
+        |json| alerts(json, "DaemonkitTargetDown").next().cloned(),
+    )
+    .await;
+    assert_eq!(down["state"], "pending", "{down}");
+    assert_eq!(down["labels"]["instance"], target.to_string());
 }
