@@ -1,11 +1,15 @@
 //! `daemonkit-demo`: a small daemon that shows daemonkit at work.
 //!
-//! Three monitors show the supervisor's behaviours within seconds: `steady` stays
-//! healthy, `flaky` crashes shortly after every start (back-off, `MonitorDegraded`), and
-//! `watcher` flips a connectivity error on and off (`degraded`). A fourth, `pruner`,
-//! keeps the event-log directory within its retention. The control plane answers on a
-//! Unix socket (`daemonctl status`), milestones go to a durable JSONL event log, and logs
-//! are JSON lines on stderr, one object per record, each with its `reason`.
+//! Two components. `core`'s three monitors show the supervisor's behaviours within
+//! seconds: `steady` stays healthy, `flaky` fails shortly after every start (back-off,
+//! `MonitorDegraded`; `--flaky-mode` picks how), and `watcher` flips a connectivity error
+//! on and off (`degraded`). `retention`'s `pruner` keeps the event-log directory within
+//! its retention, and may wait for a prerequisite an operator fixes at run time
+//! (`--require-dir`). The control plane answers on a Unix socket (`daemonctl status`),
+//! milestones go to a durable JSONL event log, and logs are JSON lines on stderr (or
+//! journald's native fields under systemd), each record with its `reason`.
+
+#![forbid(unsafe_code)]
 
 mod echo;
 mod events;
@@ -18,7 +22,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use daemonkit::{ControlPlane, Daemon, Exit, RestartPolicy};
+use daemonkit::probe::WriteTest;
+use daemonkit::{Component, ControlPlane, Daemon, Exit, ProbeExt, RestartPolicy};
 
 /// A demo daemon built on daemonkit: supervised monitors that stay up, crash and flap,
 /// a control socket, a durable event log and retention pruning.
@@ -57,6 +62,16 @@ struct Args {
     /// Log a MonitorHeartbeat record per monitor at this interval (off when not given).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     heartbeat: Option<Duration>,
+
+    /// A directory the `retention` component needs (it must exist and be writable). Until
+    /// it does, the daemon serves, `/status` shows the failing prerequisite and
+    /// `retention`'s monitor waits; create it and within one --probe-interval it starts.
+    #[arg(long, value_name = "PATH")]
+    require_dir: Option<PathBuf>,
+
+    /// How often a component's failing prerequisite is checked again.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    probe_interval: Duration,
 
     /// How long the `flaky` monitor runs before it fails.
     #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = parse_duration)]
@@ -178,25 +193,41 @@ fn run(args: Args) -> Exit {
     if let Some(addr) = args.metrics_addr {
         control_plane = control_plane.tcp(addr);
     }
+    // Two components: `core` (the behaviours) and `retention` (the event log's pruning),
+    // which may wait for an operator-fixable prerequisite (--require-dir).
+    let core = Component::new("core")
+        .monitor(monitors::steady())
+        .monitor(monitors::flaky(args.flaky_after, args.flaky_mode))
+        .monitor(monitors::watcher(args.flip_every));
+    let mut retention = Component::new("retention").monitor(monitors::pruner(
+        state_dir.clone(),
+        args.prune_every,
+        args.retention,
+        args.keep,
+    ));
+    if let Some(dir) = &args.require_dir {
+        retention = retention.probe(WriteTest::new(dir).tagged(
+            "RequiredDirMissing",
+            format!(
+                "create it, writable by this daemon's user: mkdir -p {} && chown \"$(id -un)\" {}",
+                dir.display(),
+                dir.display()
+            ),
+        ));
+    }
     let builder = Daemon::builder("daemonkit-demo")
         .policy(policy)
         .control_plane(control_plane)
         .shutdown_timeout(args.shutdown_timeout)
+        .probe_interval(args.probe_interval)
         // The demo has no configuration file to re-read; the hook shows where one would
         // be (systemd's `ExecReload=`, SIGHUP: RELOADING=1, the hook, READY=1).
         .on_reload(|| async {
             tracing::info!(reason = "DemoReloaded", "nothing to reload in the demo");
             Ok(())
         })
-        .monitor(monitors::steady())
-        .monitor(monitors::flaky(args.flaky_after, args.flaky_mode))
-        .monitor(monitors::watcher(args.flip_every))
-        .monitor(monitors::pruner(
-            state_dir.clone(),
-            args.prune_every,
-            args.retention,
-            args.keep,
-        ));
+        .component(core)
+        .component(retention);
     let daemon = match builder.build() {
         Ok(daemon) => daemon,
         Err(err) => return Exit::from(err),
@@ -207,7 +238,9 @@ fn run(args: Args) -> Exit {
         // never delay start-up (READY=1) or a supervisor; the log is opened at the first
         // milestone, once the daemon is ready.
         let events = events::EventWriter::start(state_dir);
-        events.record_degraded_streaks(daemon.tracker(), degraded_every);
+        if let Some(core) = daemon.component_tracker("core") {
+            events.record_degraded_streaks(core, degraded_every);
+        }
         let exit = daemon.on_ready(events.on_started()).run().await;
         if exit.is_clean() {
             events.daemon_stopped();

@@ -12,6 +12,21 @@ use serde_json::Value;
 
 const DEMO: &str = env!("CARGO_BIN_EXE_daemonkit-demo");
 
+/// The demo's monitors from its nested `/status` document (`components` → `monitors`),
+/// merged into one object by monitor name (monitor names are unique across the demo's
+/// components).
+fn monitors(status: &Value) -> Value {
+    let mut all = serde_json::Map::new();
+    if let Some(components) = status["components"].as_object() {
+        for component in components.values() {
+            if let Some(monitors) = component["monitors"].as_object() {
+                all.extend(monitors.clone());
+            }
+        }
+    }
+    Value::Object(all)
+}
+
 /// The daemonctl binary, built next to the demo by `cargo test --workspace`.
 fn daemonctl() -> PathBuf {
     Path::new(DEMO).with_file_name("daemonctl")
@@ -97,12 +112,13 @@ impl Demo {
         self.wait_for("DaemonReady", |v| reason(v) == "DaemonReady");
     }
 
-    /// Polls `/status` until `want` holds for it (at most 10 s).
+    /// Polls `/status` until `want` holds for its monitors (at most 10 s), and returns
+    /// them: every component's monitors in one object (see [`monitors`]).
     fn wait_status(&self, what: &str, want: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let (_, body) = http_get(&self.socket(), "/status");
-            let status: Value = serde_json::from_str(&body).unwrap();
+            let status = monitors(&serde_json::from_str(&body).unwrap());
             if want(&status) {
                 return status;
             }
@@ -307,9 +323,20 @@ fn daemonctl_status_exits_0_when_every_monitor_is_healthy() {
     let out = demo.daemonctl(&["status"]);
     let table = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{table}");
-    assert!(table.starts_with("MONITOR"), "{table}");
-    for monitor in ["steady", "flaky", "watcher", "pruner"] {
-        assert!(table.contains(monitor), "{monitor} missing:\n{table}");
+    // Grouped by component: the demo's two, `core` and `retention`.
+    assert!(table.starts_with("COMPONENT  MONITOR"), "{table}");
+    for (component, monitor) in [
+        ("core", "steady"),
+        ("core", "flaky"),
+        ("core", "watcher"),
+        ("retention", "pruner"),
+    ] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.split_whitespace().take(2).eq([component, monitor])),
+            "{component}/{monitor} missing:\n{table}"
+        );
     }
     assert!(!table.contains('\x1b'), "no colour when not a terminal");
 }
@@ -322,7 +349,10 @@ fn daemonctl_status_exits_1_when_a_monitor_backs_off() {
     let out = demo.daemonctl(&["status"]);
     assert_eq!(out.status.code(), Some(1));
     let table = String::from_utf8(out.stdout).unwrap();
-    let flaky = table.lines().find(|l| l.starts_with("flaky")).unwrap();
+    let flaky = table
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("flaky"))
+        .unwrap_or_else(|| panic!("no flaky row:\n{table}"));
     assert!(
         flaky.contains("backoff:5s") && flaky.contains("MonitorCrash"),
         "{table}"
@@ -331,7 +361,10 @@ fn daemonctl_status_exits_1_when_a_monitor_backs_off() {
     let out = demo.daemonctl(&["status", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let raw: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(raw["flaky"]["state"], "backoff:5s");
+    assert_eq!(
+        raw["components"]["core"]["monitors"]["flaky"]["state"],
+        "backoff:5s"
+    );
 }
 
 #[test]
@@ -346,7 +379,7 @@ fn daemonctl_health_and_get() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.contains("\n  \"flaky\": {"),
+        text.contains("\n  \"components\": {\n    \"core\": {"),
         "pretty JSON expected:\n{text}"
     );
 
@@ -644,7 +677,7 @@ fn prometheus_scrapes_the_demo_and_reads_back_flaky_restarts() {
             .expect("prometheus (Debian package prometheus) must be installed"),
     );
 
-    let query = "/api/v1/query?query=daemonkit_monitor_restarts_total%7Bmonitor%3D%22flaky%22%7D";
+    let query = "/api/v1/query?query=daemonkit_monitor_restarts_total%7Bcomponent%3D%22core%22%2Cmonitor%3D%22flaky%22%7D";
     let deadline = Instant::now() + Duration::from_secs(30);
     let restarts: f64 = loop {
         if let Ok(Some(status)) = prometheus.0.try_wait() {
@@ -748,4 +781,65 @@ fn sigterm_ends_a_demo_with_a_stuck_monitor_within_its_shutdown_timeout() {
         });
         eprintln!("{mode}: exited 1 after {took:?} ({})", reason(&late));
     }
+}
+
+/// Issue 10's operator scenario: started without a directory its `retention` component
+/// needs, the demo serves anyway; `/ready` is 503, `/status` shows the failing
+/// prerequisite with a `since` that stays put, `daemonctl status` prints a NOT READY line
+/// and exits 1, and the component's monitor does not run. Creating the directory fixes it
+/// within one probe interval.
+#[test]
+fn a_prerequisite_fixed_at_run_time_starts_its_component() {
+    let mut demo = Demo::start_with(&["--probe-interval", "100ms"], |command, dir| {
+        command.arg("--require-dir").arg(dir.join("needed"));
+    });
+    demo.wait_ready();
+    let probe_error = |body: &str| -> Value {
+        let status: Value = serde_json::from_str(body).unwrap();
+        status["probe_errors"]["retention"].clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        let error = probe_error(&http_get(&demo.socket(), "/status").1);
+        if error.is_object() {
+            break error;
+        }
+        assert!(Instant::now() < deadline, "no probe error for retention");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(first["reason"], "RequiredDirMissing", "{first}");
+    assert!(
+        first["resolution"].as_str().unwrap().contains("mkdir -p"),
+        "{first}"
+    );
+    let monitors_now = demo.wait_status("pruner waiting", |s| s["pruner"]["state"] == "stopped");
+    assert_eq!(monitors_now["steady"]["state"], "running");
+
+    // Three more probe rounds: the same since.
+    std::thread::sleep(Duration::from_millis(350));
+    let later = probe_error(&http_get(&demo.socket(), "/status").1);
+    assert_eq!(later["since"], first["since"], "{later}");
+    let (code, ready) = http_get(&demo.socket(), "/ready");
+    assert_eq!(code, 503, "{ready}");
+    assert!(ready.contains("RequiredDirMissing"), "{ready}");
+
+    let out = demo.daemonctl(&["status"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    let not_ready = table
+        .lines()
+        .find(|l| l.contains("NOT READY"))
+        .unwrap_or_else(|| panic!("no NOT READY line:\n{table}"));
+    assert!(
+        not_ready.contains("retention") && not_ready.contains("RequiredDirMissing"),
+        "{table}"
+    );
+
+    std::fs::create_dir(demo.dir.path().join("needed")).unwrap();
+    demo.wait_status("pruner started", |s| s["pruner"]["state"] == "running");
+    let status: Value = serde_json::from_str(&http_get(&demo.socket(), "/status").1).unwrap();
+    assert!(status.get("probe_errors").is_none(), "{status}");
+    demo.wait_for("ComponentStarted", |v| {
+        reason(v) == "ComponentStarted" && v["component"] == "retention"
+    });
 }

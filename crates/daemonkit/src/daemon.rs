@@ -1,47 +1,64 @@
 //! The Daemon runner: everything wired in the right order, in a few lines.
 //!
-//! [`DaemonBuilder::build`] checks every piece of configuration first — monitor names,
-//! policies, control-plane settings, and the environment systemd set (`NOTIFY_SOCKET`,
-//! `WATCHDOG_USEC`/`WATCHDOG_PID`, `LISTEN_FDS`) — so a mistake is found before anything
-//! runs or any file is touched, and ends the process with 78. [`Daemon::run`] then does,
-//! in order:
+//! [`DaemonBuilder::build`] checks every piece of configuration first — daemon, component
+//! and monitor names, policies, control-plane settings, and the environment systemd set
+//! (`NOTIFY_SOCKET`, `WATCHDOG_USEC`/`WATCHDOG_PID`, `LISTEN_FDS`) — so a mistake is found
+//! before anything runs or any file is touched, and ends the process with 78. A daemon
+//! hosts [`Component`]s (or, in the simplest case, monitors added directly, which form one
+//! implicit component). [`Daemon::run`] then does, in order:
 //!
 //! 1. catch SIGINT and SIGTERM (and SIGHUP for the reload hook);
 //! 2. claim the control socket (or take the listener systemd passed) and serve it, so
 //!    a second instance fails here ([`Exit::SocketInUse`], 75) before any monitor runs,
-//!    and an operator can ask `/status` while prerequisites are checked;
-//! 3. run the start-up probes (those given with [`DaemonBuilder::probe`] and every
-//!    monitor's [`prerequisite`](crate::Monitor::prerequisite)); a failure ends the run
-//!    with the probe's reason and resolution ([`Exit::ProbeFailed`], 69), also sent to
-//!    systemd as `STATUS=`;
-//! 4. start the monitors under the supervisor;
+//!    and an operator can ask `/status` from now on;
+//! 3. run the fatal start-up probes, if any ([`DaemonBuilder::startup_probe`]): a
+//!    failure ends the run with the probe's reason and resolution
+//!    ([`Exit::ProbeFailed`], 69), also sent to systemd as `STATUS=`;
+//! 4. start the monitors of every component without a prerequisite probe (and of those
+//!    set to [`StartMonitors::AtOnce`]);
 //! 5. start the watchdog keepalive when systemd enabled it;
-//! 6. send `READY=1` — only now, once the socket accepts connections and work has begun;
-//! 7. on SIGHUP: `RELOADING=1`, the reload hook, `READY=1`;
-//! 8. on SIGINT/SIGTERM: `STOPPING=1`, cancel everything, wait up to the shutdown
+//! 6. send `READY=1` — without waiting for the components' prerequisites;
+//! 7. check each component's prerequisites in the background, every probe interval:
+//!    failures show in `/status`, `/ready` and `STATUS=`; the component's monitors start
+//!    when its probe first passes (see [`component`](crate::component));
+//! 8. on SIGHUP: `RELOADING=1`, the reload hook, `READY=1`;
+//! 9. on SIGINT/SIGTERM: `STOPPING=1`, cancel everything, wait up to the shutdown
 //!    timeout and name every monitor that did not stop in time.
 //!
 //! [`Daemon::run_main`] builds the runtime too and bounds the whole process: it exits
 //! within the shutdown timeout plus [`SHUTDOWN_MARGIN`] of SIGTERM even when a monitor
 //! blocks its thread or `spawn_blocking` work hangs. The [`Exit`] says how it ended and
 //! converts into the process exit code.
+//!
+//! Log records of the component lifecycle, each with its `reason`: `ComponentProbeFailed`
+//! (warn; the first failure of a streak, or a new reason), `ComponentProbePassed` (info;
+//! the first pass, or a pass after failures), `ComponentStarted` (info; its monitors
+//! started).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use jiff::Timestamp;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::boxed::{BoxError, BoxFuture};
+use crate::component::{Component, StartMonitors};
+use crate::duration::go_duration;
 use crate::monitor::{self, Monitor};
-use crate::probe::{Composite, Probe, ProbeError};
+use crate::probe::{Composite, Probe, ProbeError, reason as probe_reason};
 use crate::server::{ControlPlane, ControlPlaneBuilder};
 use crate::stall::StallDetector;
-use crate::status::{StatusTracker, monitors_ready};
-use crate::supervisor::{RestartPolicy, Supervisor};
+use crate::status::{
+    ComponentStatus, ComponentsStatus, StatusError, StatusTracker, monitors_ready,
+};
+use crate::supervisor::{RestartPolicy, Running, ShutdownReport, Supervisor};
 use crate::systemd::{ListenFds, Notifier, Watchdog};
 use crate::{Error, ErrorKind, panic, paths};
 
@@ -62,10 +79,13 @@ pub struct DaemonBuilder {
     name: String,
     policy: RestartPolicy,
     monitors: Vec<(Arc<dyn Monitor>, Option<RestartPolicy>)>,
-    probes: Vec<Arc<dyn Probe>>,
+    components: Vec<Component>,
+    startup_probes: Vec<Arc<dyn Probe>>,
     tracker: StatusTracker,
     control_plane: ControlPlaneBuilder,
     shutdown_timeout: Duration,
+    probe_interval: Duration,
+    probe_timeout: Duration,
     reload: Option<ReloadFn>,
     alive: Option<AliveFn>,
     notifier: Option<Notifier>,
@@ -77,22 +97,33 @@ impl fmt::Debug for DaemonBuilder {
             .field("name", &self.name)
             .field("policy", &self.policy)
             .field("monitors", &self.monitors.len())
-            .field("probes", &self.probes.len())
+            .field("components", &self.components)
+            .field("startup_probes", &self.startup_probes.len())
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("probe_interval", &self.probe_interval)
             .finish_non_exhaustive()
     }
 }
 
 impl DaemonBuilder {
-    /// Adds a monitor, under the daemon's restart policy.
+    /// Adds a monitor to the daemon's implicit component (a daemon without
+    /// [`component`](Self::component)s), under the daemon's restart policy.
     pub fn monitor(mut self, monitor: Arc<dyn Monitor>) -> Self {
         self.monitors.push((monitor, None));
         self
     }
 
-    /// Adds a monitor with a restart policy of its own.
+    /// Adds a monitor to the implicit component with a restart policy of its own.
     pub fn monitor_with_policy(mut self, monitor: Arc<dyn Monitor>, policy: RestartPolicy) -> Self {
         self.monitors.push((monitor, Some(policy)));
+        self
+    }
+
+    /// Hosts a component. A daemon with components serves the nested `/status`
+    /// document and takes every monitor in a component (monitors added with
+    /// [`monitor`](Self::monitor) as well are a configuration error).
+    pub fn component(mut self, component: Component) -> Self {
+        self.components.push(component);
         self
     }
 
@@ -103,17 +134,35 @@ impl DaemonBuilder {
         self
     }
 
-    /// Adds a start-up probe, run (concurrently with the others) before any monitor
-    /// starts; a failure ends the run with exit 69. Wrap it in
-    /// [`Retry`](crate::probe::Retry) to wait for a prerequisite.
-    pub fn probe(mut self, probe: impl Probe) -> Self {
-        self.probes.push(Arc::new(probe));
+    /// Adds a **fatal** start-up probe: run (concurrently with the others) after the
+    /// socket is bound and before any monitor starts; a failure ends the process with
+    /// exit 69. Only for what the daemon truly cannot run without: under
+    /// `Restart=always` a host missing it restarts the daemon in a loop. Prerequisites an
+    /// operator fixes while the daemon serves belong to a component's probe (see
+    /// [`component`](crate::component)).
+    pub fn startup_probe(mut self, probe: impl Probe) -> Self {
+        self.startup_probes.push(Arc::new(probe));
         self
     }
 
-    /// Configures the control plane: socket path, TCP listener, components, limits,
-    /// extra metrics. The daemon sets its `/status` (the tracker snapshot), `/ready` and
-    /// `/metrics`, and serves a listener passed by systemd in place of the socket path.
+    /// How often a failing (or not yet passed) component probe is retried, the first
+    /// round at once (default 30 s). Must be non-zero.
+    pub fn probe_interval(mut self, interval: Duration) -> Self {
+        self.probe_interval = interval;
+        self
+    }
+
+    /// How long one round of a component's probe may take before it counts as failed
+    /// with reason `ComponentProbeTimeout` (default 10 s). Must be non-zero.
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.probe_timeout = timeout;
+        self
+    }
+
+    /// Configures the control plane: socket path, TCP listener, routes of components
+    /// without monitors, limits, extra metrics. The daemon sets its `/status`, `/ready`
+    /// and `/metrics`, mounts its components' routes, and serves a listener passed by
+    /// systemd in place of the socket path.
     pub fn control_plane(mut self, control_plane: ControlPlaneBuilder) -> Self {
         self.control_plane = control_plane;
         self
@@ -152,8 +201,9 @@ impl DaemonBuilder {
         self
     }
 
-    /// The tracker the monitors will report to, for watching transitions
-    /// ([`StatusTracker::on_transition`]) before the daemon runs.
+    /// The tracker of the implicit component's monitors (those added with
+    /// [`monitor`](Self::monitor)), for watching transitions before the daemon runs. A
+    /// component's tracker is [`Component::tracker`].
     pub fn tracker(&self) -> &StatusTracker {
         &self.tracker
     }
@@ -163,23 +213,40 @@ impl DaemonBuilder {
     ///
     /// # Errors
     ///
-    /// An [`Error`] of kind [`Config`](ErrorKind::Config): a bad daemon, monitor or
-    /// component name, a control-plane limit that cannot work, or a malformed
+    /// An [`Error`] of kind [`Config`](ErrorKind::Config): a bad daemon, component or
+    /// monitor name, monitors both in components and added directly, a zero probe
+    /// interval or timeout, a control-plane limit that cannot work, or a malformed
     /// `NOTIFY_SOCKET`, `WATCHDOG_USEC`/`WATCHDOG_PID` or `LISTEN_FDS`.
     pub fn build(self) -> Result<Daemon, Error> {
         check_daemon_name(&self.name)?;
-        let mut supervisor = Supervisor::builder()
-            .policy(self.policy)
-            .tracker(self.tracker.clone());
-        let monitors: Vec<Arc<dyn Monitor>> =
-            self.monitors.iter().map(|(m, _)| m.clone()).collect();
-        for (monitor, policy) in self.monitors {
-            supervisor = match policy {
-                Some(policy) => supervisor.monitor_with_policy(monitor, policy),
-                None => supervisor.monitor(monitor),
-            };
+        for (setting, value) in [
+            ("probe_interval", self.probe_interval),
+            ("probe_timeout", self.probe_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(Error::InvalidDaemonConfig {
+                    setting,
+                    problem: "must be longer than zero".into(),
+                });
+            }
         }
-        let supervisor = supervisor.build()?;
+        let nested = !self.components.is_empty();
+        if nested && !self.monitors.is_empty() {
+            return Err(Error::InvalidDaemonConfig {
+                setting: "monitor",
+                problem: "a daemon with components takes its monitors in components: add these \
+                          monitors to a Component"
+                    .into(),
+            });
+        }
+        let components = if nested {
+            self.components
+        } else {
+            let mut implicit = Component::new(self.name.clone());
+            implicit.monitors = self.monitors;
+            implicit.tracker = self.tracker.clone();
+            vec![implicit]
+        };
 
         let notifier = match self.notifier {
             Some(notifier) => notifier,
@@ -195,38 +262,100 @@ impl DaemonBuilder {
             });
         }
 
-        let ready_tracker = self.tracker.clone();
-        let status_tracker = self.tracker.clone();
+        let board = Arc::new(ProbeBoard::default());
         // Stalls of the runtime show on /metrics and through `Daemon::stall_detector`.
         let stall = self.control_plane.stall.clone().unwrap_or_default();
-        let mut control_plane = self
-            .control_plane
-            .stall_detector(&stall)
-            .status(move || status_tracker.snapshot())
-            .ready(move || monitors_ready(&ready_tracker))
-            .metrics(&self.tracker);
+        let mut control_plane = self.control_plane.stall_detector(&stall);
+        let mut runs = Vec::with_capacity(components.len());
+        let mut names = BTreeSet::new();
+        let mut trackers = Vec::with_capacity(components.len());
+        let mut monitor_count = 0;
+        for component in components {
+            if nested {
+                crate::server::check_component_name(&component.name).map_err(|problem| {
+                    Error::InvalidName {
+                        name: component.name.clone(),
+                        problem,
+                    }
+                })?;
+                if !names.insert(component.name.clone()) {
+                    return Err(Error::InvalidName {
+                        name: component.name,
+                        problem: "another component already has this name",
+                    });
+                }
+            }
+            let monitors: Vec<Arc<dyn Monitor>> =
+                component.monitors.iter().map(|(m, _)| m.clone()).collect();
+            monitor_count += monitors.len();
+            let mut supervisor = Supervisor::builder()
+                .policy(component.policy.unwrap_or_else(|| self.policy.clone()))
+                .tracker(component.tracker.clone());
+            for (monitor, policy) in component.monitors {
+                supervisor = match policy {
+                    Some(policy) => supervisor.monitor_with_policy(monitor, policy),
+                    None => supervisor.monitor(monitor),
+                };
+            }
+            let supervisor = supervisor.build()?;
+
+            let mut probe = Composite::from_probes(component.name.clone(), component.probes);
+            if let Some(prerequisites) = monitor::prerequisites(component.name.clone(), &monitors) {
+                probe.push(Arc::new(prerequisites));
+            }
+            let probe = (!probe.probes().is_empty()).then_some(probe);
+            if probe.is_some() {
+                board.watch(&component.name);
+            }
+            if let Some(routes) = component.routes {
+                control_plane = control_plane.component(component.name.clone(), routes);
+            }
+            control_plane = if nested {
+                control_plane.component_metrics(component.name.clone(), &component.tracker)
+            } else {
+                control_plane.metrics(&component.tracker)
+            };
+            trackers.push((component.name.clone(), component.tracker));
+            runs.push(ComponentRun {
+                name: component.name,
+                supervisor,
+                probe,
+                start: component.start,
+            });
+        }
+
+        let trackers = Arc::new(trackers);
+        control_plane = if nested {
+            let (trackers, board) = (trackers.clone(), board.clone());
+            control_plane.status(move || components_status(&trackers, &board))
+        } else {
+            let tracker = trackers[0].1.clone();
+            control_plane.status(move || tracker.snapshot())
+        };
+        let ready_board = board.clone();
+        control_plane = control_plane.ready(move || ready(&trackers, &ready_board, nested));
         if let Some(listener) = ListenFds::from_env()?.take_unix_listener(None)? {
             control_plane = control_plane.listener(listener);
         }
         let control_plane = control_plane.build()?;
 
-        let mut probes = Composite::from_probes(self.name.clone(), self.probes);
-        if let Some(prerequisites) = monitor::prerequisites("monitors", &monitors) {
-            probes.push(Arc::new(prerequisites));
-        }
-        let probes = (!probes.probes().is_empty()).then_some(probes);
+        let startup = Composite::from_probes(self.name.clone(), self.startup_probes);
+        let startup = (!startup.probes().is_empty()).then_some(startup);
 
         Ok(Daemon {
             name: self.name,
-            monitors: monitors.len(),
-            supervisor,
+            monitors: monitor_count,
+            components: runs,
+            board,
             control_plane,
-            probes,
+            startup,
             watchdog,
             notifier,
             reload: self.reload,
             on_ready: None,
             shutdown_timeout: self.shutdown_timeout,
+            probe_interval: self.probe_interval,
+            probe_timeout: self.probe_timeout,
             stall,
         })
     }
@@ -250,11 +379,175 @@ fn check_daemon_name(name: &str) -> Result<(), Error> {
     })
 }
 
+/// The nested `/status` document: every component's monitors and failing probes.
+fn components_status(trackers: &[(String, StatusTracker)], board: &ProbeBoard) -> ComponentsStatus {
+    let mut doc = ComponentsStatus::default();
+    for (name, tracker) in trackers {
+        doc.components
+            .insert(name.clone(), ComponentStatus::new(tracker.snapshot()));
+    }
+    doc.probe_errors = board.errors();
+    doc
+}
+
+/// `/ready`: every component's probe passes and every monitor runs.
+fn ready(
+    trackers: &[(String, StatusTracker)],
+    board: &ProbeBoard,
+    nested: bool,
+) -> Result<(), Vec<StatusError>> {
+    let mut errors = board.not_ready();
+    for (component, tracker) in trackers {
+        if let Err(monitors) = monitors_ready(tracker) {
+            errors.extend(monitors.into_iter().map(|mut err| {
+                if nested {
+                    err.message = format!("component {component}: {}", err.message);
+                }
+                err
+            }));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+// ===== ProbeBoard =====
+
+/// What each component's background probe last found, shared by the probe loops, the
+/// status document, `/ready` and `STATUS=`.
+#[derive(Default)]
+struct ProbeBoard {
+    states: Mutex<BTreeMap<String, ProbeState>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ProbeState {
+    /// The failure of the current streak, `since` its first round.
+    error: Option<StatusError>,
+    /// Whether a round has finished yet.
+    checked: bool,
+}
+
+/// What one probe round changed, for the log.
+enum Round {
+    FirstFailure,
+    NewReason,
+    StillFailing,
+    Passed,
+    StillPassing,
+}
+
+impl ProbeBoard {
+    fn states(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ProbeState>> {
+        // Only assignments happen under this lock; a poisoned map is still sound.
+        self.states
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn watch(&self, component: &str) {
+        self.states()
+            .insert(component.to_owned(), ProbeState::default());
+    }
+
+    /// Records a round's result; keeps `since` across the rounds of a failing streak.
+    fn record(
+        &self,
+        component: &str,
+        result: Result<(), ProbeError>,
+    ) -> (Round, Option<StatusError>) {
+        let mut states = self.states();
+        let state = states.entry(component.to_owned()).or_default();
+        let first_round = !state.checked;
+        state.checked = true;
+        match result {
+            Ok(()) => {
+                let round = if state.error.take().is_some() || first_round {
+                    Round::Passed
+                } else {
+                    Round::StillPassing
+                };
+                (round, None)
+            }
+            Err(err) => {
+                let reason = if err.reason == probe_reason::PROBE_FAILED {
+                    "ComponentProbeError".to_owned()
+                } else {
+                    err.reason
+                };
+                let (round, since) = match &state.error {
+                    None => (Round::FirstFailure, Timestamp::now()),
+                    Some(previous) => (
+                        if previous.reason == reason {
+                            Round::StillFailing
+                        } else {
+                            Round::NewReason
+                        },
+                        previous.since.unwrap_or_else(Timestamp::now),
+                    ),
+                };
+                let error = StatusError::new(reason, err.message)
+                    .with_resolution(err.resolution)
+                    .with_since(since);
+                state.error = Some(error.clone());
+                (round, Some(error))
+            }
+        }
+    }
+
+    fn errors(&self) -> BTreeMap<String, StatusError> {
+        self.states()
+            .iter()
+            .filter_map(|(name, state)| state.error.clone().map(|err| (name.clone(), err)))
+            .collect()
+    }
+
+    /// One error per component whose probe has not passed, for `/ready`.
+    fn not_ready(&self) -> Vec<StatusError> {
+        self.states()
+            .iter()
+            .filter_map(|(name, state)| match (&state.error, state.checked) {
+                (Some(err), _) => Some(StatusError {
+                    message: format!("component {name}: {}", err.message),
+                    ..err.clone()
+                }),
+                (None, false) => Some(StatusError::new(
+                    "ComponentProbePending",
+                    format!("component {name}: prerequisites not checked yet"),
+                )),
+                (None, true) => None,
+            })
+            .collect()
+    }
+
+    /// The `STATUS=` line: the failing prerequisites, or `running` when none fails.
+    fn summary(&self, running: &str) -> String {
+        let failing: Vec<String> = self
+            .states()
+            .iter()
+            .filter_map(|(name, state)| {
+                state
+                    .error
+                    .as_ref()
+                    .map(|err| format!("{name} ({})", err.reason))
+            })
+            .collect();
+        if failing.is_empty() {
+            running.to_owned()
+        } else {
+            format!("waiting for prerequisites: {}", failing.join(", "))
+        }
+    }
+}
+
 // ===== Daemon =====
 
-/// A daemon: monitors, start-up probes, a control plane and systemd integration, checked
-/// by [`DaemonBuilder::build`] and run in the right order by [`Daemon::run_main`] (or
-/// [`Daemon::run`] inside a runtime of your own).
+/// A daemon: components of monitors, probes, a control plane and systemd integration,
+/// checked by [`DaemonBuilder::build`] and run in the right order by
+/// [`Daemon::run_main`] (or [`Daemon::run`] inside a runtime of your own).
 ///
 /// # Examples
 ///
@@ -279,22 +572,36 @@ fn check_daemon_name(name: &str) -> Result<(), Error> {
 pub struct Daemon {
     name: String,
     monitors: usize,
-    supervisor: Supervisor,
+    components: Vec<ComponentRun>,
+    board: Arc<ProbeBoard>,
     control_plane: ControlPlane,
-    probes: Option<Composite>,
+    startup: Option<Composite>,
     watchdog: Watchdog,
     notifier: Notifier,
     reload: Option<ReloadFn>,
     on_ready: Option<ReadyHook>,
     shutdown_timeout: Duration,
+    probe_interval: Duration,
+    probe_timeout: Duration,
     stall: StallDetector,
+}
+
+/// A component as the daemon runs it.
+struct ComponentRun {
+    name: String,
+    supervisor: Supervisor,
+    probe: Option<Composite>,
+    start: StartMonitors,
 }
 
 impl fmt::Debug for Daemon {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Daemon")
             .field("name", &self.name)
-            .field("supervisor", &self.supervisor)
+            .field(
+                "components",
+                &self.components.iter().map(|c| &c.name).collect::<Vec<_>>(),
+            )
             .field("control_plane", &self.control_plane)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .finish_non_exhaustive()
@@ -311,28 +618,30 @@ impl Daemon {
             name,
             policy: RestartPolicy::default(),
             monitors: Vec::new(),
-            probes: Vec::new(),
+            components: Vec::new(),
+            startup_probes: Vec::new(),
             tracker: StatusTracker::new(),
             shutdown_timeout: Duration::from_secs(10),
+            probe_interval: Duration::from_secs(30),
+            probe_timeout: Duration::from_secs(10),
             reload: None,
             alive: None,
             notifier: None,
         }
     }
 
-    /// The tracker the monitors report to.
+    /// The tracker of the first component's monitors: the implicit component's, for a
+    /// daemon built without components.
     pub fn tracker(&self) -> &StatusTracker {
-        self.supervisor.tracker()
+        self.components[0].supervisor.tracker()
     }
 
-    /// Runs `hook` once, right after `READY=1`: the place for "the daemon started"
-    /// records, so a run that never got ready (a second instance, a failed probe) leaves
-    /// none. Set here rather than on the builder because such a hook usually holds
-    /// values made on the daemon's runtime (see [`run_main_with`](Self::run_main_with)).
-    /// A panic in it is logged (`ReadyHookPanicked`); the daemon keeps running.
-    pub fn on_ready(mut self, hook: impl FnOnce() + Send + 'static) -> Self {
-        self.on_ready = Some(Box::new(hook));
-        self
+    /// The tracker of the component called `name`; `None` when there is none.
+    pub fn component_tracker(&self, name: &str) -> Option<&StatusTracker> {
+        self.components
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.supervisor.tracker())
     }
 
     /// The runtime stall detector the daemon runs from start-up (the one given to the
@@ -345,6 +654,16 @@ impl Daemon {
     /// The control socket the daemon will serve.
     pub fn socket_path(&self) -> &Path {
         self.control_plane.socket_path()
+    }
+
+    /// Runs `hook` once, right after `READY=1`: the place for "the daemon started"
+    /// records, so a run that never got ready (a second instance, a failed probe) leaves
+    /// none. Set here rather than on the builder because such a hook usually holds
+    /// values made on the daemon's runtime (see [`run_main_with`](Self::run_main_with)).
+    /// A panic in it is logged (`ReadyHookPanicked`); the daemon keeps running.
+    pub fn on_ready(mut self, hook: impl FnOnce() + Send + 'static) -> Self {
+        self.on_ready = Some(Box::new(hook));
+        self
     }
 
     /// Builds a current-thread tokio runtime, runs the daemon on it until SIGINT or
@@ -427,14 +746,17 @@ impl Daemon {
         let Daemon {
             name,
             monitors,
-            supervisor,
+            components,
+            board,
             control_plane,
-            probes,
+            startup,
             watchdog,
             notifier,
             reload,
             on_ready,
             shutdown_timeout,
+            probe_interval,
+            probe_timeout,
             stall,
         } = self;
 
@@ -461,11 +783,11 @@ impl Daemon {
         let server = tokio::spawn(bound.serve(cancel.clone()));
         tokio::spawn(stall.run(cancel.clone()));
 
-        // 3. Start-up probes, gating the daemon.
-        if let Some(probes) = probes {
+        // 3. Fatal start-up probes, when the daemon has any.
+        if let Some(startup) = startup {
             let _ = notifier.status("checking prerequisites");
             let failed = tokio::select! {
-                result = crate::probe::check_caught(&probes) => result.err(),
+                result = crate::probe::check_caught(&startup) => result.err(),
                 _ = int.recv() => return stop_server(cancel, server, Exit::Clean).await,
                 _ = term.recv() => return stop_server(cancel, server, Exit::Clean).await,
             };
@@ -481,17 +803,30 @@ impl Daemon {
             }
         }
 
-        // 4. Monitors.
-        let running = supervisor.start(&cancel);
+        // 4. The monitors of components with nothing to wait for.
+        let mut running: Vec<Running> = Vec::new();
+        let mut waiting = Vec::new();
+        for component in components {
+            match component.probe {
+                None => running.push(start_component(
+                    &component.name,
+                    component.supervisor,
+                    &cancel,
+                )),
+                Some(probe) => {
+                    waiting.push((component.name, component.supervisor, probe, component.start))
+                }
+            }
+        }
 
         // 5. Watchdog keepalive, when systemd asked for one.
         let watchdog = tokio::spawn(watchdog.run(cancel.clone()));
 
-        // 6. READY=1: the socket is listening and the monitors have started.
-        let running_status = format!(
+        // 6. READY=1: the socket is listening; prerequisites are checked from now on.
+        let running_status: Arc<str> = Arc::from(format!(
             "running {monitors} monitors; control socket {}",
             socket.display()
-        );
+        ));
         if let Err(err) = notifier
             .ready()
             .and_then(|()| notifier.status(&running_status))
@@ -505,26 +840,67 @@ impl Daemon {
             tracing::error!(reason = "ReadyHookPanicked", panic = %message, "the ready hook panicked");
         }
 
-        // 7. Serve until told to stop; reload on SIGHUP.
+        // 7. Each component's prerequisites, in the background.
+        let loops: Vec<JoinHandle<Option<Running>>> = waiting
+            .into_iter()
+            .map(|(component, supervisor, probe, start)| {
+                tokio::spawn(
+                    ProbeLoop {
+                        component,
+                        probe,
+                        start,
+                        board: board.clone(),
+                        interval: probe_interval,
+                        timeout: probe_timeout,
+                        notifier: notifier.clone(),
+                        running_status: running_status.clone(),
+                    }
+                    .run(supervisor, cancel.clone()),
+                )
+            })
+            .collect();
+
+        // 8. Serve until told to stop; reload on SIGHUP.
         loop {
             tokio::select! {
                 _ = int.recv() => break,
                 _ = term.recv() => break,
-                _ = hup.recv() => reload_once(&notifier, reload.as_ref(), &running_status).await,
+                _ = hup.recv() => reload_once(&notifier, reload.as_ref(), &board.summary(&running_status)).await,
             }
         }
 
-        // 8. Stop, bounded by the shutdown timeout.
+        // 9. Stop, bounded by the shutdown timeout.
         tracing::info!(reason = "DaemonStopping", daemon = %name, "stopping");
         if let Err(err) = notifier.stopping() {
             tracing::warn!(reason = "NotifyFailed", error = %err, "cannot tell systemd we are stopping");
         }
         cancel.cancel();
-        let (report, served, _) = tokio::join!(
-            running.shutdown(shutdown_timeout),
+        // A probe loop returns at once when cancelled, with its monitors if it started them.
+        for joined in futures_util::future::join_all(loops).await {
+            match joined {
+                Ok(Some(started)) => running.push(started),
+                Ok(None) => {}
+                Err(join) => {
+                    tracing::error!(reason = "ComponentProbeLoopPanicked", error = %join, "a component's probe loop died")
+                }
+            }
+        }
+        let shutdowns = futures_util::future::join_all(
+            running
+                .into_iter()
+                .map(|set| set.shutdown(shutdown_timeout)),
+        );
+        let (reports, served, _) = tokio::join!(
+            shutdowns,
             tokio::time::timeout(shutdown_timeout, server),
             tokio::time::timeout(shutdown_timeout, watchdog),
         );
+        let mut report = ShutdownReport::default();
+        for part in reports {
+            report.late.extend(part.late);
+            report.panicked.extend(part.panicked);
+        }
+        report.late.sort();
         if !report.late.is_empty() {
             return Exit::ShutdownTimedOut(report.late);
         }
@@ -547,6 +923,105 @@ impl Daemon {
         }
         tracing::info!(reason = "DaemonStopped", daemon = %name, "stopped cleanly");
         Exit::Clean
+    }
+}
+
+/// Starts a component's monitors and says so.
+fn start_component(component: &str, supervisor: Supervisor, cancel: &CancellationToken) -> Running {
+    let monitors = supervisor.names().len();
+    let running = supervisor.start(cancel);
+    tracing::info!(reason = "ComponentStarted", component = %component, monitors, "component's monitors started");
+    running
+}
+
+// ===== ProbeLoop =====
+
+/// One component's prerequisites, checked every interval until cancelled; starts the
+/// component's monitors when the probe first passes (or at once).
+struct ProbeLoop {
+    component: String,
+    probe: Composite,
+    start: StartMonitors,
+    board: Arc<ProbeBoard>,
+    interval: Duration,
+    timeout: Duration,
+    notifier: Notifier,
+    running_status: Arc<str>,
+}
+
+impl ProbeLoop {
+    /// Returns the component's running monitors (if started) when cancelled.
+    async fn run(self, supervisor: Supervisor, cancel: CancellationToken) -> Option<Running> {
+        let mut supervisor = Some(supervisor);
+        let mut running = None;
+        if self.start == StartMonitors::AtOnce {
+            running = supervisor
+                .take()
+                .map(|s| start_component(&self.component, s, &cancel));
+        }
+        let mut ticks = tokio::time::interval(self.interval);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_summary = String::new();
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return running,
+                _ = ticks.tick() => {}
+            }
+            let outcome = tokio::select! {
+                () = cancel.cancelled() => return running,
+                outcome = tokio::time::timeout(self.timeout, self.probe.check_quiet()) => outcome,
+            };
+            let result = outcome.unwrap_or_else(|_elapsed| {
+                Err(ProbeError::new(
+                    "ComponentProbeTimeout",
+                    format!(
+                        "the prerequisites of component {} did not finish within {}",
+                        self.component,
+                        go_duration(self.timeout)
+                    ),
+                ))
+            });
+            let passed = result.is_ok();
+            let (round, error) = self.board.record(&self.component, result);
+            self.log(&round, error.as_ref());
+            if passed && let Some(supervisor) = supervisor.take() {
+                running = Some(start_component(&self.component, supervisor, &cancel));
+            }
+            let summary = self.board.summary(&self.running_status);
+            if summary != last_summary {
+                if let Err(err) = self.notifier.status(&summary) {
+                    tracing::warn!(reason = "NotifyFailed", error = %err, "cannot update systemd's STATUS=");
+                }
+                last_summary = summary;
+            }
+        }
+    }
+
+    fn log(&self, round: &Round, error: Option<&StatusError>) {
+        let component = &self.component;
+        match (round, error) {
+            (Round::Passed, _) => tracing::info!(
+                reason = "ComponentProbePassed",
+                component = %component,
+                "component prerequisites passed"
+            ),
+            (Round::FirstFailure | Round::NewReason, Some(err)) => tracing::warn!(
+                reason = "ComponentProbeFailed",
+                component = %component,
+                probe_reason = %err.reason,
+                resolution = %err.resolution,
+                retry_in = %go_duration(self.interval),
+                "component prerequisite failed: {}",
+                err.message
+            ),
+            (Round::StillFailing, Some(err)) => tracing::debug!(
+                reason = "ComponentProbeFailed",
+                component = %component,
+                probe_reason = %err.reason,
+                "component prerequisite still failing"
+            ),
+            _ => {}
+        }
     }
 }
 

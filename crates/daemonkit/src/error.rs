@@ -133,7 +133,7 @@ impl fmt::Display for Op {
 /// Supervision itself never fails (a crashing monitor is restarted, not reported as
 /// an `Error`); these are configuration mistakes found when a value is built, and I/O
 /// failures of the control plane, probes and systemd integration. Ask
-/// [`kind`](Self::kind) what to do about one; see the [module docs](self) for the design.
+/// [`kind`](Self::kind) what to do about one; the design is explained in the source of this module.
 ///
 /// # Examples
 ///
@@ -215,6 +215,14 @@ pub enum Error {
         /// The path it was to check.
         path: PathBuf,
         /// What is wrong and what is allowed.
+        problem: String,
+    },
+    /// A setting of the Daemon runner has a value that cannot work.
+    #[error("invalid daemon setting `{setting}`: {problem}")]
+    InvalidDaemonConfig {
+        /// The builder method at fault, e.g. `probe_interval`.
+        setting: &'static str,
+        /// What is wrong with it and what is allowed.
         problem: String,
     },
     /// A prerequisite probe failed.
@@ -400,6 +408,7 @@ impl Error {
             | Error::SocketPathTooLong { .. }
             | Error::InvalidServerConfig { .. }
             | Error::InvalidStallDetector { .. }
+            | Error::InvalidDaemonConfig { .. }
             | Error::InvalidEnv { .. }
             | Error::InvalidWatchdogInterval { .. }
             | Error::InvalidNotifySocket { .. }

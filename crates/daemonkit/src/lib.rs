@@ -18,7 +18,7 @@
 //! | [`stall`] | [`StallDetector`](stall::StallDetector): reports a runtime blocked by a task (`RuntimeStalled`) |
 //! | `server` (feature `server`) | the control plane: `/health`, `/status`, `/ready`, `/metrics`, component routes on a Unix socket |
 //! | `systemd` (feature `systemd`) | sd_notify, the watchdog keepalive, socket activation |
-//! | `daemon` (feature `daemon` = `server` + `systemd`) | the `Daemon` runner that wires everything in the right order |
+//! | `component`, `daemon` (feature `daemon` = `server` + `systemd`) | `Component`s of monitors with background prerequisite probes, and the `Daemon` runner that wires everything in the right order |
 //!
 //! Every call the kit makes into your code — a monitor's `run` (before and after it
 //! returns its future), connectivity checks, probes, listeners, hooks — is behind a panic
@@ -84,9 +84,13 @@ pub mod server;
 pub mod systemd;
 
 #[cfg(feature = "daemon")]
+pub mod component;
+#[cfg(feature = "daemon")]
 pub mod daemon;
 
 pub use boxed::{BoxError, BoxFuture};
+#[cfg(feature = "daemon")]
+pub use component::{Component, StartMonitors};
 #[cfg(feature = "daemon")]
 pub use daemon::{Daemon, DaemonBuilder, Exit};
 pub use error::{Error, ErrorKind, Op};

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::boxed::{BoxError, BoxFuture};
 use crate::probe::{Composite, Probe, ProbeError};
-use crate::status::StatusError;
+use crate::status::{StatusError, StatusTracker};
 
 /// A long-running async work loop with a stable name, kept alive by the
 /// [`Supervisor`](crate::Supervisor).
@@ -97,6 +97,15 @@ pub trait Monitor: Send + Sync + 'static {
     /// implement [`Connectivity`]. `None`, the default, means it reports none and is
     /// healthy whenever it runs. Read once, when the monitor is registered.
     fn connectivity(&self) -> Option<&dyn Connectivity> {
+        None
+    }
+
+    /// The tracker of the sub-tasks this monitor supervises itself (with a
+    /// [`Supervisor`](crate::Supervisor) of its own whose tracker this is), so their
+    /// states appear under the monitor in `/status` (`"subtasks": {…}`) instead of only
+    /// in its logs. `None`, the default, means no sub-tasks. Read once, when the monitor
+    /// is registered.
+    fn subtasks(&self) -> Option<&StatusTracker> {
         None
     }
 

@@ -100,9 +100,17 @@ impl Composite {
     }
 }
 
-impl Probe for Composite {
-    fn check(&self) -> BoxFuture<'_, Result<(), ProbeError>> {
-        Box::pin(async move {
+impl Composite {
+    /// [`check`](Probe::check) without the `ComponentProbePassed`/`ComponentProbeFailed`
+    /// records, for a caller that logs transitions itself (the background probe loop,
+    /// which would otherwise log every round).
+    #[cfg(feature = "daemon")]
+    pub(crate) async fn check_quiet(&self) -> Result<(), ProbeError> {
+        self.check_logged(false).await
+    }
+
+    async fn check_logged(&self, log: bool) -> Result<(), ProbeError> {
+        {
             let started = Instant::now();
             let mut running: FuturesUnordered<_> = self
                 .probes
@@ -127,6 +135,9 @@ impl Probe for Composite {
                 let cancelled = running.len();
                 // Dropping the set drops every sibling's future: that is the cancellation.
                 drop(running);
+                if !log {
+                    return Err(err);
+                }
                 tracing::warn!(
                     reason = "ComponentProbeFailed",
                     component = %self.component,
@@ -140,15 +151,23 @@ impl Probe for Composite {
                 return Err(err);
             }
 
-            tracing::info!(
-                reason = "ComponentProbePassed",
-                component = %self.component,
-                probes = self.probes.len(),
-                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-                "component prerequisites passed"
-            );
+            if log {
+                tracing::info!(
+                    reason = "ComponentProbePassed",
+                    component = %self.component,
+                    probes = self.probes.len(),
+                    elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "component prerequisites passed"
+                );
+            }
             Ok(())
-        })
+        }
+    }
+}
+
+impl Probe for Composite {
+    fn check(&self) -> BoxFuture<'_, Result<(), ProbeError>> {
+        Box::pin(self.check_logged(true))
     }
 
     fn describe(&self) -> Cow<'_, str> {

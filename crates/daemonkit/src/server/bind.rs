@@ -90,7 +90,7 @@ impl ControlPlane {
             status: None,
             ready: None,
             components: Vec::new(),
-            tracker: None,
+            trackers: Vec::new(),
             registry: None,
             stall: None,
             limits: Limits::default(),

@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use super::routes::{self, App, ReadyFn, StatusFn};
-use super::{ControlPlane, RESERVED, metrics};
+use super::{ControlPlane, metrics};
 use crate::stall::StallDetector;
 use crate::{Error, StatusError, StatusTracker};
 
@@ -99,13 +99,13 @@ impl Limits {
 
 // ===== ControlPlaneBuilder =====
 
-/// Configures a control plane; [`bind`](Self::bind) checks the configuration and starts
-/// listening.
+/// Configures a control plane; [`build`](Self::build) checks the configuration and
+/// [`ControlPlane::bind`] starts listening.
 ///
 /// Created by [`ControlPlane::builder`]. Every method has a default, so
-/// `ControlPlane::builder(path).bind()` alone gives a working, hardened server.
+/// `ControlPlane::builder(path).build()?.bind()` alone gives a working, hardened server.
 ///
-/// Configuration mistakes (a bad component name, a zero timeout) are reported by `bind`,
+/// Configuration mistakes (a bad component name, a zero timeout) are reported by `build`,
 /// before anything is created on disk.
 pub struct ControlPlaneBuilder {
     pub(super) socket_path: PathBuf,
@@ -114,7 +114,7 @@ pub struct ControlPlaneBuilder {
     pub(super) status: Option<StatusFn>,
     pub(super) ready: Option<ReadyFn>,
     pub(super) components: Vec<(String, Router)>,
-    pub(super) tracker: Option<StatusTracker>,
+    pub(super) trackers: Vec<(Option<String>, StatusTracker)>,
     pub(super) registry: Option<Registry>,
     /// Exposed on `/metrics`; the `Daemon` runner also runs it.
     pub(crate) stall: Option<StallDetector>,
@@ -146,7 +146,7 @@ impl fmt::Debug for ControlPlaneBuilder {
                 "components",
                 &self.components.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             )
-            .field("metrics", &self.tracker.is_some())
+            .field("metrics", &self.trackers.len())
             .field("stall_detector", &self.stall)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
@@ -178,7 +178,7 @@ impl ControlPlaneBuilder {
     /// `{"status":"not ready","errors":[…]}` with the errors as [`StatusError`] JSON.
     ///
     /// Without one, `/ready` always answers 200. Like the status function, it runs on
-    /// every request and must be quick; `/health` never calls it. [`monitors_ready`]
+    /// every request and must be quick; `/health` never calls it. [`monitors_ready`](crate::status::monitors_ready)
     /// checks that every monitor of a tracker is running.
     pub fn ready<F>(mut self, ready: F) -> Self
     where
@@ -198,7 +198,7 @@ impl ControlPlaneBuilder {
     ///
     /// # Errors
     ///
-    /// [`bind`](Self::bind) fails with [`Error::InvalidName`] when `name` is empty, longer
+    /// [`build`](Self::build) fails with [`Error::InvalidName`] when `name` is empty, longer
     /// than 64 bytes, has a character other than `a-z`, `0-9`, `_` and `-`, is one of the
     /// reserved names `health`, `status`, `ready`, `metrics`, or was mounted already.
     pub fn component(mut self, name: impl Into<String>, routes: Router) -> Self {
@@ -214,25 +214,7 @@ impl ControlPlaneBuilder {
     }
 
     fn check_component_name(&self, name: &str) -> Result<(), &'static str> {
-        if name.is_empty() {
-            return Err("a component name must not be empty");
-        }
-        if name.len() > 64 {
-            return Err("a component name must be at most 64 bytes long");
-        }
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        {
-            return Err(
-                "a component name may contain only lower-case letters a-z, digits, `_` and `-`",
-            );
-        }
-        if RESERVED.contains(&name) {
-            return Err(
-                "this name is a built-in route (health, status, ready, metrics); choose another component name",
-            );
-        }
+        super::check_component_name(name)?;
         if self.components.iter().any(|(taken, _)| taken == name) {
             return Err("a component with this name is already mounted");
         }
@@ -246,11 +228,29 @@ impl ControlPlaneBuilder {
     /// - `daemonkit_monitor_state{monitor,state}` (gauge): 1 for the current state
     ///   (`running`, `degraded`, `backoff`, `stopped`), 0 for the other three;
     /// - `daemonkit_monitor_uptime_seconds{monitor}` (gauge): time since the current run
-    ///   began, 0 when not running.
+    ///   began, 0 when not running;
+    /// - `daemonkit_monitor_backoff_seconds{monitor}` (gauge): the delay before the next
+    ///   start while backing off after a crash, 0 otherwise.
+    ///
+    /// `contrib/prometheus/daemonkit.rules.yml` alerts on these (see the user guide's
+    /// "Alerting" section).
     ///
     /// `daemonkit_build_info{version}` is always exposed, with or without a tracker.
     pub fn metrics(mut self, tracker: &StatusTracker) -> Self {
-        self.tracker = Some(tracker.clone());
+        self.trackers.push((None, tracker.clone()));
+        self
+    }
+
+    /// Exposes the monitors of a component's `tracker` on `GET /metrics`, as
+    /// [`metrics`](Self::metrics) does, with a `component="<component>"` label on every
+    /// sample. Call it once per component of a daemon of several.
+    pub fn component_metrics(
+        mut self,
+        component: impl Into<String>,
+        tracker: &StatusTracker,
+    ) -> Self {
+        self.trackers
+            .push((Some(component.into()), tracker.clone()));
         self
     }
 
@@ -295,7 +295,7 @@ impl ControlPlaneBuilder {
     }
 
     /// Serves `listener` (typically passed by systemd socket activation, see
-    /// [`crate::activation`]) instead of binding the socket path.
+    /// [`crate::systemd::activation`]) instead of binding the socket path.
     ///
     /// The socket file belongs to whoever created it: it is neither checked, nor chmod-ed,
     /// nor removed on shutdown.
@@ -307,7 +307,7 @@ impl ControlPlaneBuilder {
     /// Also serves the same routes over TCP on `addr` (e.g. `127.0.0.1:9464`), for
     /// Kubernetes `httpGet` probes and Prometheus scrapes. Off unless set.
     ///
-    /// Port 0 picks a free port; [`BoundControlPlane::tcp_addr`] tells which. TCP
+    /// Port 0 picks a free port; [`BoundControlPlane::tcp_addr`](super::BoundControlPlane::tcp_addr) tells which. TCP
     /// connections share the connection cap with the Unix socket.
     pub fn tcp(mut self, addr: SocketAddr) -> Self {
         self.tcp = Some(TcpSource::Addr(addr));
@@ -429,7 +429,7 @@ impl ControlPlaneBuilder {
         let components = components
             .fallback(routes::not_found)
             .method_not_allowed_fallback(routes::wrong_method);
-        let mut metrics = metrics::Metrics::new(self.tracker, self.registry);
+        let mut metrics = metrics::Metrics::new(self.trackers, self.registry);
         if let Some(detector) = self.stall {
             metrics = metrics.with_stall_detector(detector);
         }

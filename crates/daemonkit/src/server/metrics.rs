@@ -16,8 +16,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::StatusTracker;
 use crate::stall::StallDetector;
+use crate::{MonitorState, MonitorStatus, Snapshot, StatusTracker};
 
 /// The states of `daemonkit_monitor_state`, one sample each per monitor.
 const STATES: [&str; 4] = ["running", "degraded", "backoff", "stopped"];
@@ -33,9 +33,12 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new(tracker: Option<StatusTracker>, daemon: Option<Registry>) -> Metrics {
+    pub(crate) fn new(
+        trackers: Vec<(Option<String>, StatusTracker)>,
+        daemon: Option<Registry>,
+    ) -> Metrics {
         let mut kit = Registry::default();
-        kit.register_collector(Box::new(KitCollector { tracker }));
+        kit.register_collector(Box::new(KitCollector { trackers }));
         Metrics {
             kit,
             daemon,
@@ -57,10 +60,27 @@ impl Metrics {
 
 // ===== KitCollector =====
 
-/// Encodes the per-monitor metrics from a tracker snapshot, and the build info.
+/// Encodes the per-monitor metrics from tracker snapshots, and the build info. A
+/// tracker with a component name labels its samples `component="<name>"` too.
 #[derive(Debug)]
 struct KitCollector {
-    tracker: Option<StatusTracker>,
+    trackers: Vec<(Option<String>, StatusTracker)>,
+}
+
+/// Every monitor of every tracker, with its labels (`component` first when there is one).
+fn monitors<'a>(
+    snapshots: &'a [(Option<&'a str>, Snapshot)],
+) -> impl Iterator<Item = (Vec<(&'static str, &'a str)>, &'a MonitorStatus)> {
+    snapshots.iter().flat_map(|(component, snapshot)| {
+        snapshot.iter().map(move |(name, status)| {
+            let mut labels = Vec::with_capacity(3);
+            if let Some(component) = component {
+                labels.push(("component", *component));
+            }
+            labels.push(("monitor", name));
+            (labels, status)
+        })
+    })
 }
 
 impl Collector for KitCollector {
@@ -73,10 +93,14 @@ impl Collector for KitCollector {
         )?;
         info.encode_info(&[("version", env!("CARGO_PKG_VERSION"))])?;
 
-        let Some(tracker) = &self.tracker else {
+        if self.trackers.is_empty() {
             return Ok(());
-        };
-        let snapshot = tracker.snapshot();
+        }
+        let snapshots: Vec<(Option<&str>, Snapshot)> = self
+            .trackers
+            .iter()
+            .map(|(component, tracker)| (component.as_deref(), tracker.snapshot()))
+            .collect();
         let now = jiff::Timestamp::now();
 
         let mut family = encoder.encode_descriptor(
@@ -85,8 +109,7 @@ impl Collector for KitCollector {
             None,
             MetricType::Counter,
         )?;
-        for (name, status) in snapshot.iter() {
-            let labels = [("monitor", name)];
+        for (labels, status) in monitors(&snapshots) {
             ConstCounter::new(status.restarts).encode(family.encode_family(&labels)?)?;
         }
 
@@ -96,8 +119,7 @@ impl Collector for KitCollector {
             None,
             MetricType::Gauge,
         )?;
-        for (name, status) in snapshot.iter() {
-            let labels = [("monitor", name)];
+        for (labels, status) in monitors(&snapshots) {
             ConstGauge::new(i64::from(status.consecutive_crashes))
                 .encode(family.encode_family(&labels)?)?;
         }
@@ -108,10 +130,11 @@ impl Collector for KitCollector {
             None,
             MetricType::Gauge,
         )?;
-        for (name, status) in snapshot.iter() {
+        for (labels, status) in monitors(&snapshots) {
             let current = status.state.kind();
             for state in STATES {
-                let labels = [("monitor", name), ("state", state)];
+                let mut labels = labels.clone();
+                labels.push(("state", state));
                 ConstGauge::new(i64::from(state == current))
                     .encode(family.encode_family(&labels)?)?;
             }
@@ -123,15 +146,41 @@ impl Collector for KitCollector {
             Some(&Unit::Seconds),
             MetricType::Gauge,
         )?;
-        for (name, status) in snapshot.iter() {
-            let labels = [("monitor", name)];
+        for (labels, status) in monitors(&snapshots) {
             let uptime = status.running_since().map_or(0.0, |since| {
                 now.duration_since(since).as_secs_f64().max(0.0)
             });
             ConstGauge::new(uptime).encode(family.encode_family(&labels)?)?;
         }
+
+        encode_alerting_metrics(&mut encoder, &snapshots)?;
         Ok(())
     }
+}
+
+// ===== Metrics for alerting =====
+
+/// The per-monitor metrics that `contrib/prometheus/daemonkit.rules.yml` reads beyond the
+/// state, restarts and uptime: the current back-off, so an alert can say when the next start
+/// is due without parsing the `/status` state string.
+fn encode_alerting_metrics(
+    encoder: &mut DescriptorEncoder,
+    snapshots: &[(Option<&str>, Snapshot)],
+) -> Result<(), fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        "daemonkit_monitor_backoff",
+        "The delay the monitor waits before its next start after a crash; 0 when it is not backing off.",
+        Some(&Unit::Seconds),
+        MetricType::Gauge,
+    )?;
+    for (labels, status) in monitors(snapshots) {
+        let backoff = match status.state {
+            MonitorState::Backoff(delay) => delay.as_secs_f64(),
+            _ => 0.0,
+        };
+        ConstGauge::new(backoff).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 // ===== StallCollector =====

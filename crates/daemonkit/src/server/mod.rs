@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `GET /health` | `200 {"status":"ok"}` whenever the process serves (pure liveness) |
 //! | `GET /status` | `200` and the JSON of the daemon's status function, verbatim (`{}` when none is set) |
-//! | `GET /ready` | `200 {"status":"ready"}`, or `503 {"status":"not ready","errors":[…]}` with [`StatusError`]s |
+//! | `GET /ready` | `200 {"status":"ready"}`, or `503 {"status":"not ready","errors":[…]}` with [`StatusError`](crate::StatusError)s |
 //! | `GET /metrics` | the Prometheus text exposition (see [`ControlPlaneBuilder::metrics`]) |
 //! | `/<component>/…` | a component's own routes (see [`ControlPlaneBuilder::component`]) |
 //!
@@ -21,8 +21,8 @@
 //! # The socket
 //!
 //! Binding never steals a live daemon's socket (another copy of the daemon fails with
-//! [`Error::SocketInUse`]), never removes anything that is not a socket
-//! ([`Error::SocketPathOccupied`]), and replaces a stale socket left by a crashed process.
+//! [`Error::SocketInUse`](crate::Error::SocketInUse)), never removes anything that is not a socket
+//! ([`Error::SocketPathOccupied`](crate::Error::SocketPathOccupied)), and replaces a stale socket left by a crashed process.
 //! The file has mode 0660 from the moment it appears at its path; its directory is created
 //! with mode 0750 when missing. On shutdown it is removed only if it is still the file this
 //! server created. A listener passed by systemd socket activation
@@ -58,3 +58,28 @@ pub use builder::ControlPlaneBuilder;
 
 /// The paths the built-in routes use; no component may take one as its name.
 const RESERVED: [&str; 4] = ["health", "status", "ready", "metrics"];
+
+/// The rules a component name follows, because it is the component's route prefix: 1 to
+/// 64 bytes of `a-z`, `0-9`, `_` and `-`, and none of the built-in routes.
+pub(crate) fn check_component_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("a component name must not be empty");
+    }
+    if name.len() > 64 {
+        return Err("a component name must be at most 64 bytes long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return Err(
+            "a component name may contain only lower-case letters a-z, digits, `_` and `-`",
+        );
+    }
+    if RESERVED.contains(&name) {
+        return Err(
+            "this name is a built-in route (health, status, ready, metrics); choose another component name",
+        );
+    }
+    Ok(())
+}

@@ -15,14 +15,17 @@
 //! | [`MonitorHandle`] | one monitor's writer, from [`StatusTracker::register`] |
 //! | [`Snapshot`], [`MonitorStatus`], [`MonitorState`] | what a read returns |
 //! | [`StatusError`] | reason, message, resolution, since |
+//! | [`ComponentsStatus`] | the nested document of a daemon of several components |
 //! | [`monitors_ready`] | readiness from a tracker, for `/ready` |
 
+mod document;
 mod error;
 mod ready;
 mod state;
 mod tracker;
 
 pub use crate::duration::go_duration;
+pub use document::{ComponentStatus, ComponentsStatus};
 pub use error::StatusError;
 pub use ready::monitors_ready;
 pub use state::{MonitorState, MonitorStatus, Transition};

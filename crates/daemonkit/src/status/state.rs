@@ -7,7 +7,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Serialize, Serializer};
 
-use super::StatusError;
+use super::{Snapshot, StatusError};
 use crate::duration::go_duration;
 
 // ===== MonitorState =====
@@ -95,6 +95,11 @@ pub struct MonitorStatus {
     /// When the monitor entered its current state (for a running monitor: when its
     /// current run began).
     pub state_since: Timestamp,
+    /// The states of the sub-tasks this monitor supervises itself, for a monitor whose
+    /// [`Monitor::subtasks`](crate::Monitor::subtasks) names their tracker; `None` for
+    /// the others (and left out of the JSON).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subtasks: Option<Snapshot>,
 }
 
 impl MonitorStatus {
@@ -106,6 +111,7 @@ impl MonitorStatus {
             consecutive_crashes: 0,
             last_error: None,
             state_since: Timestamp::now(),
+            subtasks: None,
         }
     }
 

@@ -41,7 +41,7 @@ type Statuses = BTreeMap<Arc<str>, Arc<MonitorStatus>>;
 /// assert!(snapshot.get("queue").is_none());
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Snapshot(Statuses);
+pub struct Snapshot(pub(super) Statuses);
 
 impl Snapshot {
     /// The status of the monitor called `name`; `None` when no such monitor is tracked.
@@ -143,7 +143,13 @@ struct Inner {
 struct Tracked {
     statuses: Statuses,
     reporters: HashMap<Arc<str>, Arc<Reporter>>,
+    /// The trackers of monitors that supervise sub-tasks of their own.
+    subtasks: HashMap<Arc<str>, StatusTracker>,
 }
+
+/// How deep sub-task trackers nest in a snapshot before the rest is left out (a guard
+/// against a tracker that, through its monitors, contains itself).
+const MAX_SUBTASK_DEPTH: usize = 8;
 
 impl fmt::Debug for StatusTracker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -198,7 +204,7 @@ impl StatusTracker {
     /// [`Error::InvalidName`] when the name is empty, longer than 128 bytes, has leading
     /// or trailing white space, `/` or a control character, or is registered already.
     pub fn register(&self, name: &str) -> Result<MonitorHandle, Error> {
-        self.register_with(name, None)
+        self.register_with(name, None, None)
     }
 
     /// Registers a monitor that reports connectivity: while it runs, `check` is called on
@@ -213,15 +219,25 @@ impl StatusTracker {
         name: &str,
         check: impl Fn() -> Result<(), StatusError> + Send + Sync + 'static,
     ) -> Result<MonitorHandle, Error> {
-        self.register_with(name, Some(Arc::new(check)))
+        self.register_with(name, Some(Arc::new(check)), None)
     }
 
     pub(crate) fn register_with(
         &self,
         name: &str,
         check: Option<CheckFn>,
+        subtasks: Option<StatusTracker>,
     ) -> Result<MonitorHandle, Error> {
         check_monitor_name(name)?;
+        if subtasks
+            .as_ref()
+            .is_some_and(|sub| Arc::ptr_eq(&sub.inner, &self.inner))
+        {
+            return Err(Error::InvalidName {
+                name: name.to_owned(),
+                problem: "a monitor's sub-task tracker must not be the tracker it is registered in",
+            });
+        }
         let mut tracked = self.inner.tracked();
         if tracked.statuses.contains_key(name) {
             return Err(Error::InvalidName {
@@ -242,6 +258,9 @@ impl StatusTracker {
             tracked.reporters.insert(key.clone(), reporter.clone());
             reporter
         });
+        if let Some(subtasks) = subtasks {
+            tracked.subtasks.insert(key.clone(), subtasks);
+        }
         Ok(MonitorHandle {
             inner: self.inner.clone(),
             name: key,
@@ -254,6 +273,7 @@ impl StatusTracker {
         let mut tracked = self.inner.tracked();
         tracked.statuses.remove(name);
         tracked.reporters.remove(name);
+        tracked.subtasks.remove(name);
     }
 
     /// Calls `listener` after every status change, outside the tracker's lock.
@@ -288,7 +308,11 @@ impl StatusTracker {
     /// A copy of every monitor's status, keyed by name, with the connectivity overlay
     /// applied.
     pub fn snapshot(&self) -> Snapshot {
-        let (mut statuses, reporters) = {
+        self.snapshot_at(0)
+    }
+
+    fn snapshot_at(&self, depth: usize) -> Snapshot {
+        let (mut statuses, reporters, subtasks) = {
             let tracked = self.inner.tracked();
             let reporters: Vec<_> = tracked
                 .reporters
@@ -301,12 +325,26 @@ impl StatusTracker {
                 })
                 .map(|(name, reporter)| (name.clone(), reporter.clone()))
                 .collect();
-            (tracked.statuses.clone(), reporters)
+            let subtasks: Vec<_> = if depth < MAX_SUBTASK_DEPTH {
+                tracked
+                    .subtasks
+                    .iter()
+                    .map(|(name, sub)| (name.clone(), sub.clone()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (tracked.statuses.clone(), reporters, subtasks)
         };
         // The monitors' own code runs outside the lock: it may take its own locks.
         for (name, reporter) in reporters {
             if let Some(status) = statuses.get_mut(&name) {
                 reporter.overlay(status);
+            }
+        }
+        for (name, sub) in subtasks {
+            if let Some(status) = statuses.get_mut(&name) {
+                Arc::make_mut(status).subtasks = Some(sub.snapshot_at(depth + 1));
             }
         }
         Snapshot(statuses)
@@ -315,15 +353,19 @@ impl StatusTracker {
     /// The status of one monitor, with the connectivity overlay applied; `None` when no
     /// monitor of that name is registered.
     pub fn get(&self, name: &str) -> Option<MonitorStatus> {
-        let (mut status, reporter) = {
+        let (mut status, reporter, subtasks) = {
             let tracked = self.inner.tracked();
             (
                 tracked.statuses.get(name)?.clone(),
                 tracked.reporters.get(name).cloned(),
+                tracked.subtasks.get(name).cloned(),
             )
         };
         if let Some(reporter) = reporter {
             reporter.overlay(&mut status);
+        }
+        if let Some(sub) = subtasks {
+            Arc::make_mut(&mut status).subtasks = Some(sub.snapshot_at(1));
         }
         Some(Arc::unwrap_or_clone(status))
     }

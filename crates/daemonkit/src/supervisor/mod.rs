@@ -122,7 +122,11 @@ impl SupervisorBuilder {
                         ))
                     })),
                 };
-            let handle = match tracker.register_with(monitor.name(), check) {
+            let subtasks = crate::panic::call(|| monitor.subtasks().cloned()).unwrap_or_else(|message| {
+                tracing::error!(reason = "MonitorPanic", monitor = %monitor.name(), panic = %message, "the monitor's subtasks() panicked; its sub-tasks are not shown");
+                None
+            });
+            let handle = match tracker.register_with(monitor.name(), check, subtasks) {
                 Ok(handle) => handle,
                 Err(err) => {
                     for entry in &entries {
