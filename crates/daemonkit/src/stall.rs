@@ -12,8 +12,10 @@
 //! event-loop delay): on a healthy runtime a few microseconds to a millisecond; while a
 //! task blocks the thread, as long as the block. A lag of at least the threshold (1 s by
 //! default) is a *stall*: it is logged at warn level with reason `RuntimeStalled` and the
-//! lag, counted, and remembered as the largest lag seen. The control plane shows them in
-//! `/metrics` (`daemonkit_runtime_stall_seconds_max`, `daemonkit_runtime_stalls_total`)
+//! lag, counted, and remembered as the largest lag seen (since start, and over the last
+//! one to two minutes). The control plane shows them in `/metrics`
+//! (`daemonkit_runtime_stall_seconds_max`, the recent maximum, and
+//! `daemonkit_runtime_stalls_total`)
 //! when given the detector ([`ControlPlaneBuilder::stall_detector`]), and
 //! [`StallDetector::stats`] reads them for a status document.
 //!
@@ -94,6 +96,14 @@ pub struct StallDetector {
 struct Shared {
     interval: Duration,
     threshold: Duration,
+    window: Duration,
+    /// When the detector was made: windows are counted from here.
+    born: std::time::Instant,
+    /// The window the `recent_*` maxima belong to (index from `born`).
+    window_index: AtomicU64,
+    /// The largest lag of window `window_index`, and of the one before it.
+    recent_max_nanos: AtomicU64,
+    previous_max_nanos: AtomicU64,
     max_lag_nanos: AtomicU64,
     stalls: AtomicU64,
     last_stall_lag_nanos: AtomicU64,
@@ -108,6 +118,7 @@ impl fmt::Debug for StallDetector {
         f.debug_struct("StallDetector")
             .field("interval", &self.shared.interval)
             .field("threshold", &self.shared.threshold)
+            .field("window", &self.shared.window)
             .field("stats", &self.stats())
             .finish()
     }
@@ -135,6 +146,11 @@ impl StallDetector {
             shared: Arc::new(Shared {
                 interval: builder.interval,
                 threshold: builder.threshold,
+                window: builder.window,
+                born: std::time::Instant::now(),
+                window_index: AtomicU64::new(0),
+                recent_max_nanos: AtomicU64::new(0),
+                previous_max_nanos: AtomicU64::new(0),
                 max_lag_nanos: AtomicU64::new(0),
                 stalls: AtomicU64::new(0),
                 last_stall_lag_nanos: AtomicU64::new(0),
@@ -160,6 +176,7 @@ impl StallDetector {
         let micros = s.last_stall_micros.load(Ordering::Relaxed);
         StallStats {
             max_lag: Duration::from_nanos(s.max_lag_nanos.load(Ordering::Relaxed)),
+            recent_max_lag: self.recent_max_lag(),
             stalls: s.stalls.load(Ordering::Relaxed),
             last_stall: (micros != NEVER)
                 .then(|| jiff::Timestamp::from_microsecond(micros).ok())
@@ -191,11 +208,50 @@ impl StallDetector {
         }
     }
 
-    /// Records one tick's lag.
+    /// The index of the window that `now` falls in.
+    fn window_index(&self) -> u64 {
+        let s = &self.shared;
+        let index = s.born.elapsed().as_nanos() / s.window.as_nanos().max(1);
+        u64::try_from(index).unwrap_or(u64::MAX)
+    }
+
+    /// The largest lag of the current window and the one before it: a stall stays
+    /// visible for one to two windows, then the figure falls back.
+    fn recent_max_lag(&self) -> Duration {
+        let s = &self.shared;
+        let now = self.window_index();
+        let recorded = s.window_index.load(Ordering::Relaxed);
+        let current = s.recent_max_nanos.load(Ordering::Relaxed);
+        let nanos = if now == recorded {
+            current.max(s.previous_max_nanos.load(Ordering::Relaxed))
+        } else if now == recorded.saturating_add(1) {
+            current
+        } else {
+            // No tick for two windows or more (the detector stopped).
+            0
+        };
+        Duration::from_nanos(nanos)
+    }
+
+    /// Records one tick's lag. Only the `run` loop writes, so the window roll-over needs
+    /// no compare-and-swap; a reader racing it sees one window early or late.
     fn record(&self, lag: Duration) {
         let s = &self.shared;
         let lag_nanos = u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX);
         s.max_lag_nanos.fetch_max(lag_nanos, Ordering::Relaxed);
+        let now = self.window_index();
+        let recorded = s.window_index.load(Ordering::Relaxed);
+        if now != recorded {
+            let previous = if now == recorded.saturating_add(1) {
+                s.recent_max_nanos.load(Ordering::Relaxed)
+            } else {
+                0
+            };
+            s.previous_max_nanos.store(previous, Ordering::Relaxed);
+            s.recent_max_nanos.store(0, Ordering::Relaxed);
+            s.window_index.store(now, Ordering::Relaxed);
+        }
+        s.recent_max_nanos.fetch_max(lag_nanos, Ordering::Relaxed);
         if lag < s.threshold {
             return;
         }
@@ -221,12 +277,17 @@ impl StallDetector {
 /// What a [`StallDetector`] has measured since it was created.
 ///
 /// Serialises (for a status document) as
-/// `{"max_lag_seconds":…,"stalls":…,"last_stall":"<RFC 3339>"|null,"last_stall_lag_seconds":…,"threshold_seconds":…}`.
+/// `{"max_lag_seconds":…,"recent_max_lag_seconds":…,"stalls":…,"last_stall":"<RFC 3339>"|null,"last_stall_lag_seconds":…,"threshold_seconds":…}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StallStats {
-    /// The largest lag of any tick, stall or not (0 before the first tick).
+    /// The largest lag of any tick since the detector was made, stall or not (0 before
+    /// the first tick).
     pub max_lag: Duration,
+    /// The largest lag in the current window and the one before it (one to two
+    /// windows, 60 s each by default): what `daemonkit_runtime_stall_seconds_max`
+    /// exposes, so it falls back after a stall and an alert on it resolves.
+    pub recent_max_lag: Duration,
     /// Ticks whose lag reached the threshold.
     pub stalls: u64,
     /// When the last stall ended (was measured); `None` when there was none.
@@ -240,8 +301,9 @@ pub struct StallStats {
 impl Serialize for StallStats {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("StallStats", 5)?;
+        let mut s = serializer.serialize_struct("StallStats", 6)?;
         s.serialize_field("max_lag_seconds", &self.max_lag.as_secs_f64())?;
+        s.serialize_field("recent_max_lag_seconds", &self.recent_max_lag.as_secs_f64())?;
         s.serialize_field("stalls", &self.stalls)?;
         s.serialize_field("last_stall", &self.last_stall)?;
         s.serialize_field("last_stall_lag_seconds", &self.last_stall_lag.as_secs_f64())?;
@@ -258,6 +320,7 @@ impl Serialize for StallStats {
 pub struct StallDetectorBuilder {
     interval: Duration,
     threshold: Duration,
+    window: Duration,
 }
 
 impl Default for StallDetectorBuilder {
@@ -265,6 +328,7 @@ impl Default for StallDetectorBuilder {
         StallDetectorBuilder {
             interval: Duration::from_millis(100),
             threshold: Duration::from_secs(1),
+            window: Duration::from_secs(60),
         }
     }
 }
@@ -283,12 +347,20 @@ impl StallDetectorBuilder {
         self
     }
 
+    /// How long a lag counts in [`StallStats::recent_max_lag`] (and the
+    /// `daemonkit_runtime_stall_seconds_max` gauge): one to two windows. Default 60 s,
+    /// at least a scrape interval so Prometheus sees every stall.
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
     /// Checks the settings.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidStallDetector`] (of kind [`Config`](crate::ErrorKind::Config))
-    /// when the interval or the threshold is zero.
+    /// when the interval, the threshold or the window is zero.
     pub fn build(self) -> Result<StallDetector, Error> {
         if self.interval.is_zero() {
             return Err(Error::InvalidStallDetector {
@@ -300,6 +372,12 @@ impl StallDetectorBuilder {
             return Err(Error::InvalidStallDetector {
                 setting: "threshold",
                 problem: "must be longer than zero (zero would report every tick)",
+            });
+        }
+        if self.window.is_zero() {
+            return Err(Error::InvalidStallDetector {
+                setting: "window",
+                problem: "must be longer than zero (at least the scrape interval; the default is 60 s)",
             });
         }
         Ok(StallDetector::from_builder(self))

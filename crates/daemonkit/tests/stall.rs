@@ -113,11 +113,46 @@ async fn a_blocked_runtime_is_counted_once_per_stall_not_once_per_missed_tick() 
     running.await.unwrap();
 }
 
+#[tokio::test]
+async fn the_recent_maximum_falls_back_after_two_windows_the_all_time_one_stays() {
+    let detector = StallDetector::builder()
+        .interval(Duration::from_millis(10))
+        .threshold(Duration::from_millis(200))
+        .window(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let running = tokio::spawn(detector.clone().run(cancel.clone()));
+    settle(&detector).await;
+    block_the_runtime(Duration::from_millis(400)).await;
+    settle(&detector).await;
+    let stats = detector.stats();
+    assert!(
+        stats.recent_max_lag >= Duration::from_millis(200),
+        "{stats:?}"
+    );
+    assert_eq!(stats.recent_max_lag, stats.max_lag);
+
+    // Two windows later the stall has left the recent figure (so an alert on the gauge
+    // resolves), not the all-time one nor the count.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let later = detector.stats();
+    assert!(
+        later.recent_max_lag < Duration::from_millis(200),
+        "{later:?}"
+    );
+    assert_eq!(later.max_lag, stats.max_lag);
+    assert_eq!(later.stalls, 1);
+    cancel.cancel();
+    running.await.unwrap();
+}
+
 #[test]
-fn a_zero_interval_or_threshold_is_refused() {
+fn a_zero_interval_threshold_or_window_is_refused() {
     for builder in [
         StallDetector::builder().interval(Duration::ZERO),
         StallDetector::builder().threshold(Duration::ZERO),
+        StallDetector::builder().window(Duration::ZERO),
     ] {
         let err = builder.build().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
@@ -139,6 +174,7 @@ fn the_stats_serialise_with_seconds_and_an_rfc3339_time() {
         json,
         serde_json::json!({
             "max_lag_seconds": 0.0,
+            "recent_max_lag_seconds": 0.0,
             "stalls": 0,
             "last_stall": null,
             "last_stall_lag_seconds": 0.0,

@@ -281,8 +281,9 @@ impl ControlPlaneBuilder {
 
     /// Exposes the runtime stall measurements of `detector` on `GET /metrics`:
     ///
-    /// - `daemonkit_runtime_stall_seconds_max` (gauge): the largest timer delay seen
-    ///   since start;
+    /// - `daemonkit_runtime_stall_seconds_max` (gauge): the largest timer delay in the
+    ///   last one to two windows of the detector (60 s each by default), so it falls back
+    ///   after a stall;
     /// - `daemonkit_runtime_stalls_total` (counter): ticks delayed by at least the
     ///   detector's threshold.
     ///

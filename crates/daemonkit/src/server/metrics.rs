@@ -205,11 +205,11 @@ impl Collector for StallCollector {
         let stats = self.detector.stats();
         let gauge = encoder.encode_descriptor(
             "daemonkit_runtime_stall_seconds_max",
-            "The largest delay of the async runtime's timer ticks since start (a task blocking the runtime's thread shows here).",
+            "The largest delay of the async runtime's timer ticks in the last one to two minutes (a task blocking the runtime's thread shows here).",
             None,
             MetricType::Gauge,
         )?;
-        ConstGauge::new(stats.max_lag.as_secs_f64()).encode(gauge)?;
+        ConstGauge::new(stats.recent_max_lag.as_secs_f64()).encode(gauge)?;
         let counter = encoder.encode_descriptor(
             "daemonkit_runtime_stalls",
             "Timer ticks delayed by at least the stall threshold (each logged with reason RuntimeStalled).",
