@@ -1,11 +1,10 @@
 //! [`BoundControlPlane::serve`]: the accept loop, the connection cap and the graceful
 //! shutdown.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::collections::HashMap;
 
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::task::{Id, JoinError, JoinSet};
