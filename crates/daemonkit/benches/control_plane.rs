@@ -12,6 +12,10 @@
 //! keep-alive connections — and `/health` is measured again at 1 and 16 connections,
 //! beside the clean run of the same server as its baseline, so the cost of the defences
 //! (and of a thousand open connections) shows in latency and in server CPU per request.
+//! Last, 100 more are opened — 1,100, over the default cap of 1,024 — and `/health` is
+//! measured on a new connection per request, as a health checker makes them, beside the
+//! same clean run: each new connection at the cap makes the server close an idle or slow
+//! one first.
 //!
 //! The server runs in a child process (this binary re-executed with
 //! `DK_BENCH_SERVER_SOCKET` set) so that its CPU time can be read apart from the
@@ -112,9 +116,12 @@ fn main() {
             "server µs/req",
             "client µs/req"
         );
-        let mut clean_health = [None, None];
-        for (slot, conns) in [1, 16].into_iter().enumerate() {
+        let mut clean_health = [None, None, None];
+        for (slot, conns) in [1, 16, FRESH].into_iter().enumerate() {
             for path in ["/health", "/status"] {
+                if conns == FRESH && path == "/status" {
+                    continue;
+                }
                 let r = measure(&socket, path, conns, seconds, server.pid());
                 r.print(path, conns, "clean");
                 let baseline = (path == "/status")
@@ -127,7 +134,7 @@ fn main() {
             }
         }
 
-        let hostile = Hostile::open(&socket);
+        let hostile = Hostile::open(&socket, HOSTILE);
         let rss_hostile = server.rss_kib();
         for (slot, conns) in [1, 16].into_iter().enumerate() {
             let r = measure(&socket, "/health", conns, seconds, server.pid());
@@ -143,9 +150,26 @@ fn main() {
         }
         let held = hostile.still_open();
         println!(
-            "hostile connections still held open by the server at the end: {held} of {HOSTILE}; server RSS with them {rss_hostile} KiB"
+            "hostile connections still held open by the server after the keep-alive runs: {held} of {HOSTILE}; server RSS with them {rss_hostile} KiB"
+        );
+        // Over the cap: a health check on a new connection must make room.
+        let more = Hostile::open(&socket, OVER_CAP - HOSTILE);
+        let r = measure(&socket, "/health", FRESH, seconds, server.pid());
+        r.print("/health", FRESH, &format!("{OVER_CAP} hostile"));
+        figures.add(
+            &runtime,
+            "/health",
+            FRESH,
+            "hostile over the cap",
+            &r,
+            clean_health[2].as_ref(),
+        );
+        println!(
+            "over the cap: {} of {OVER_CAP} hostile connections still open after the new-connection run (the others were closed to make room)",
+            hostile.still_open() + more.still_open()
         );
         hostile.close();
+        more.close();
         println!("server RSS after the runs: {} KiB", server.rss_kib());
         server.stop();
     }
@@ -155,6 +179,11 @@ fn main() {
 
 /// How many hostile connections the run under attack holds open.
 const HOSTILE: usize = 1000;
+/// How many the new-connection run under attack holds: more than the default cap (1024).
+const OVER_CAP: usize = 1100;
+/// `conns` for a run that opens a new connection per request (`Connection: close`), as a
+/// health checker does.
+const FRESH: usize = 0;
 
 /// A warm-up run, then the measured run (the previous run's connections are given a
 /// moment to be seen closed by the server, so they do not count against its cap).
@@ -192,10 +221,10 @@ struct Hostile {
 }
 
 impl Hostile {
-    fn open(socket: &Path) -> Hostile {
-        let mut conns = Vec::with_capacity(HOSTILE);
+    fn open(socket: &Path, n: usize) -> Hostile {
+        let mut conns = Vec::with_capacity(n);
         let mut buf = vec![0u8; 64 * 1024];
-        for i in 0..HOSTILE {
+        for i in 0..n {
             let mut conn = UnixStream::connect(socket).expect("connect an attacker");
             if i % 2 == 0 {
                 conn.write_all(
@@ -252,7 +281,7 @@ impl Figures {
         run: &Run,
         baseline: Option<&Run>,
     ) {
-        let name = format!("{path} {conns} conns {load}, {runtime}");
+        let name = format!("{path} {} {load}, {runtime}", conns_name(conns));
         let figures: [Figure; 4] = [
             ("req/s", Run::per_second, "req/s"),
             ("p50", |r| r.percentile(0.50), "µs"),
@@ -452,7 +481,11 @@ impl Run {
         println!(
             "{:<8} {:>5} {:>12} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>13.2} {:>13.2}",
             path,
-            conns,
+            if conns == FRESH {
+                "new".to_owned()
+            } else {
+                conns.to_string()
+            },
             load,
             self.per_second(),
             self.percentile(0.50),
@@ -472,8 +505,21 @@ impl Run {
     }
 }
 
+fn conns_name(conns: usize) -> String {
+    if conns == FRESH {
+        "new conn per request".to_owned()
+    } else {
+        format!("{conns} conns")
+    }
+}
+
 fn run(socket: &Path, path: &str, conns: usize, duration: Duration, server: u32) -> Run {
-    let request: Arc<[u8]> = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    let close = if conns == FRESH {
+        "Connection: close\r\n"
+    } else {
+        ""
+    };
+    let request: Arc<[u8]> = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{close}\r\n")
         .into_bytes()
         .into();
     let stop = Arc::new(AtomicBool::new(false));
@@ -485,7 +531,10 @@ fn run(socket: &Path, path: &str, conns: usize, duration: Duration, server: u32)
     let started = Instant::now();
     let client = {
         let stop = stop.clone();
-        if conns == 1 {
+        if conns == FRESH {
+            let socket = socket.to_path_buf();
+            std::thread::spawn(move || fresh_client(&socket, &request, &stop))
+        } else if conns == 1 {
             std::thread::spawn(move || blocking_client(streams, &request, &stop))
         } else {
             std::thread::spawn(move || async_client(streams, request, stop))
@@ -525,6 +574,23 @@ fn blocking_client(streams: Vec<UnixStream>, request: &[u8], stop: &AtomicBool) 
             read_response(&mut stream, &mut buf);
             latencies.push(sent.elapsed().as_nanos() as u64);
         }
+    }
+    (latencies, thread_cpu_nanos() - cpu_before)
+}
+
+/// A new connection per request, as a health checker makes: connect, send, read the
+/// response, close; the round trip includes the connect.
+fn fresh_client(socket: &Path, request: &[u8], stop: &AtomicBool) -> (Vec<u64>, u64) {
+    let cpu_before = thread_cpu_nanos();
+    let mut latencies = Vec::with_capacity(1 << 18);
+    let mut buf = vec![0u8; 64 * 1024];
+    while !stop.load(Ordering::Relaxed) {
+        let sent = Instant::now();
+        let mut stream = UnixStream::connect(socket).expect("connect");
+        stream.write_all(request).expect("send");
+        read_response(&mut stream, &mut buf);
+        drop(stream);
+        latencies.push(sent.elapsed().as_nanos() as u64);
     }
     (latencies, thread_cpu_nanos() - cpu_before)
 }
