@@ -10,6 +10,10 @@
 //!   ([`CONSENSUS_PREFIX`] names it as Go does).
 //! * [`EventLog::open_append`]: one file that grows across opens; a partial last line left by a
 //!   crash is cut (and saved aside) before appending, see [`TornTailRepair`].
+//! * [`RotatingLog::open`]: a daemon's audit trail, one file per UTC day
+//!   (`<prefix>-YYYYMMDD.jsonl`, optionally also split by size, see [`Rotation`]) — the
+//!   recommended shape for a long-running daemon, pruned with daemonkit-filepruner;
+//!   [`list_event_files`] lists a set's files in order.
 //! * [`EventLog::log`] for threads, [`EventLog::log_async`] for tokio tasks.
 //! * [`read_events`] to read a file back, reporting each malformed line with its number.
 //!
@@ -77,9 +81,11 @@ mod file;
 mod log;
 mod reader;
 mod repair;
+mod rotate;
 
 pub use error::{Error, NameProblem, Op};
 pub use event::{Event, Field, Level};
 pub use log::{CONSENSUS_PREFIX, EventLog};
 pub use reader::{Events, read_events};
 pub use repair::TornTailRepair;
+pub use rotate::{Clock, EventFile, RotatingLog, Rotation, SystemClock, list_event_files};

@@ -14,9 +14,10 @@ use crate::{Error, Event, Op};
 /// line without its newline — a torn tail — is reported as malformed too. An I/O error yields
 /// [`Error::Io`] and ends the iteration.
 ///
-/// A line is valid when it is one JSON object with exactly the keys `ts`, `level`, `reason`,
-/// `msg`, `operationId` and `nodeId`, all non-empty strings, `ts` an RFC 3339 timestamp and
-/// `level` `"INFO"` or `"ERROR"`.
+/// A line is valid when it is one JSON object with the keys `ts`, `level`, `reason`, `msg`,
+/// `operationId` and `nodeId`, all non-empty strings, `ts` an RFC 3339 timestamp and `level`
+/// `"INFO"`, `"WARN"` or `"ERROR"`, plus optionally `metadata`, an object of string values (or
+/// `null`) as the Go daemonkit writes since v0.4.0 — and no other key.
 ///
 /// # Errors
 ///
