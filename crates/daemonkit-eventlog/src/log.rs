@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::file::{absolute_dir, check_name, check_prefix, lock, open_log_file, sync_directory};
 use crate::repair::{TornTailRepair, repair_torn_tail};
-use crate::rotate::{Rotation, RotationCause, SegmentKey};
+use crate::rotate::{Rotation, RotationCause, SegmentKey, Target};
 use crate::{Error, Event, Op};
 
 /// The prefix the Go daemonkit gives per-operation logs: `consensus-<operationId>.jsonl`.
@@ -560,14 +560,28 @@ impl Inner {
     /// inode no name reaches.
     fn write_durable(&self, segment: &mut Segment, bytes: &[u8]) -> Result<(), Failure> {
         if let Some(rotation) = &self.rotation
-            && let Some((key, cause)) =
-                rotation.next_key(&self.dir, segment.key, segment.good_len, bytes.len() as u64)?
+            && let Some((target, cause)) =
+                rotation.next_target(segment.key, segment.good_len, bytes.len() as u64)
         {
-            self.switch(segment, Some(key), Switch::Rotated(cause))?;
+            let opened = match target {
+                Target::Day(day) => rotation.open_day(&self.dir, day),
+                Target::Key(key) => {
+                    open_segment(&self.dir, &rotation.file_name(key.day, key.seq), Some(key))
+                }
+            };
+            let (next, _repair) = opened.map_err(Failure::from_error)?;
+            self.switch(segment, next, Switch::Rotated(cause));
         }
         for attempt in 0.. {
             if let Some(why) = replaced(segment)? {
-                self.switch(segment, segment.key, Switch::Replaced(why))?;
+                let name = segment
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let (next, _repair) =
+                    open_segment(&self.dir, &name, segment.key).map_err(Failure::from_error)?;
+                self.switch(segment, next, Switch::Replaced(why));
             }
             append(segment, bytes)?;
             // A removal between the check above and the sync sent the batch to an unlinked
@@ -591,22 +605,8 @@ impl Inner {
         unreachable!("the loop above returns")
     }
 
-    /// Opens the file for `key` (or the fixed name again) in place of the current one.
-    fn switch(
-        &self,
-        segment: &mut Segment,
-        key: Option<SegmentKey>,
-        why: Switch,
-    ) -> Result<(), Failure> {
-        let name = match (&self.rotation, key) {
-            (Some(rotation), Some(key)) => rotation.file_name(key.day, key.seq),
-            _ => segment
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        };
-        let (next, _repair) = open_segment(&self.dir, &name, key).map_err(Failure::from_error)?;
+    /// Puts `next` in place of the current file, which is closed (its lines are all durable).
+    fn switch(&self, segment: &mut Segment, next: Segment, why: Switch) {
         match &why {
             Switch::Rotated(cause) => tracing::info!(
                 reason = "EventLogRotated",
@@ -631,7 +631,6 @@ impl Inner {
             .unwrap_or_else(PoisonError::into_inner) = next.path.clone();
         // The old file closes here, releasing its lock; every line in it is already durable.
         *segment = next;
-        Ok(())
     }
 }
 

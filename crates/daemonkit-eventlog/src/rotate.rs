@@ -11,7 +11,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use crate::file::{absolute_dir, check_name};
-use crate::log::{Failure, Inner, open_segment};
+use crate::log::{Inner, Segment, open_segment};
 use crate::{Error, Event, Op, TornTailRepair};
 
 // ===== Clock =====
@@ -179,62 +179,73 @@ impl Rotation {
         TimeZone::UTC.to_datetime(self.clock.now()).date()
     }
 
-    /// The file to continue on `day`: the day's highest-numbered existing file, or the next
-    /// number if that one is already at the size limit; the day's first file if it has none.
-    pub(crate) fn first_key(&self, dir: &Path, day: Date) -> Result<SegmentKey, Error> {
-        let highest = list_event_files(dir, &self.prefix)?
+    /// Opens the file to continue on `day`: the day's highest-numbered existing file (its torn
+    /// tail repaired), or the next number if that one is already at the size limit; the day's
+    /// first file if it has none.
+    pub(crate) fn open_day(
+        &self,
+        dir: &Path,
+        day: Date,
+    ) -> Result<(Segment, Option<TornTailRepair>), Error> {
+        let seq = list_event_files(dir, &self.prefix)?
             .into_iter()
-            .rfind(|f| f.day == day);
-        let Some(file) = highest else {
-            return Ok(SegmentKey { day, seq: 0 });
-        };
-        let full = match self.max_bytes {
-            // A file that cannot be stat'ed is opened as it is and reports its own error.
-            Some(limit) => {
-                std::fs::symlink_metadata(&file.path).is_ok_and(|m| m.len() >= limit.get())
+            .rfind(|f| f.day == day)
+            .map_or(0, |f| f.seq);
+        let key = SegmentKey { day, seq };
+        let (segment, repair) = open_segment(dir, &self.file_name(day, seq), Some(key))?;
+        // Judged after the repair, so a file whose torn tail took it past the limit is still
+        // repaired before the writer moves on.
+        let full = self
+            .max_bytes
+            .is_some_and(|limit| segment.good_len >= limit.get());
+        match (full, seq.checked_add(1)) {
+            (true, Some(next)) => {
+                drop(segment);
+                let key = SegmentKey { day, seq: next };
+                let (segment, next_repair) =
+                    open_segment(dir, &self.file_name(day, next), Some(key))?;
+                Ok((segment, repair.or(next_repair)))
             }
-            None => false,
-        };
-        let seq = match full {
-            true => file.seq.saturating_add(1),
-            false => file.seq,
-        };
-        Ok(SegmentKey { day, seq })
+            _ => Ok((segment, repair)),
+        }
     }
 
-    /// The file the next batch of `batch_len` bytes must go to, if not the current one.
+    /// Where the next batch of `batch_len` bytes must go, if not to the current file.
     ///
     /// A new UTC day starts the day's file. A clock that went back keeps the current file:
     /// going back to an earlier day's file would put later events before earlier ones in the
     /// set's order.
-    pub(crate) fn next_key(
+    pub(crate) fn next_target(
         &self,
-        dir: &Path,
         current: Option<SegmentKey>,
         good_len: u64,
         batch_len: u64,
-    ) -> Result<Option<(SegmentKey, RotationCause)>, Failure> {
-        let Some(current) = current else {
-            return Ok(None);
-        };
+    ) -> Option<(Target, RotationCause)> {
+        let current = current?;
         let today = self.now_day();
         if today > current.day {
-            let key = self.first_key(dir, today).map_err(Failure::from_error)?;
-            return Ok(Some((key, RotationCause::Day)));
+            return Some((Target::Day(today), RotationCause::Day));
         }
-        if let Some(limit) = self.max_bytes
-            && good_len > 0
-            && good_len.saturating_add(batch_len) > limit.get()
-            && let Some(seq) = current.seq.checked_add(1)
-        {
+        let limit = self.max_bytes?;
+        if good_len > 0 && good_len.saturating_add(batch_len) > limit.get() {
+            let seq = current.seq.checked_add(1)?;
             let key = SegmentKey {
                 day: current.day,
                 seq,
             };
-            return Ok(Some((key, RotationCause::Size)));
+            return Some((Target::Key(key), RotationCause::Size));
         }
-        Ok(None)
+        None
     }
+}
+
+/// The file a rotating log moves to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Target {
+    /// The file to continue on a new day (see [`Rotation::open_day`]).
+    Day(Date),
+    /// The next file of the current day.
+    Key(SegmentKey),
 }
 
 impl fmt::Debug for Rotation {
@@ -400,9 +411,7 @@ impl RotatingLog {
     /// listed or the file cannot be opened, repaired or synced.
     pub fn open(dir: impl AsRef<Path>, rotation: Rotation) -> Result<RotatingLog, Error> {
         let dir = absolute_dir(dir.as_ref())?;
-        let key = rotation.first_key(&dir, rotation.now_day())?;
-        let name = rotation.file_name(key.day, key.seq);
-        let (segment, repair) = open_segment(&dir, &name, Some(key))?;
+        let (segment, repair) = rotation.open_day(&dir, rotation.now_day())?;
         Ok(RotatingLog {
             inner: Inner::new(dir, Some(rotation), segment, repair),
         })
