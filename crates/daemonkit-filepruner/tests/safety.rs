@@ -182,17 +182,18 @@ fn only_names_matching_the_pattern_are_touched() {
 }
 
 #[test]
-fn missing_directory_is_an_error_naming_it() {
+fn a_directory_that_does_not_exist_gives_an_empty_report_marked_missing() {
     let parent = tempfile::tempdir().unwrap();
     let missing = parent.path().join("no-such-dir");
 
-    let err = Pruner::new(ModifiedTime::new(YEAR))
+    let report = Pruner::new(ModifiedTime::new(YEAR))
         .prune_at(&missing, &pattern("*.log"), 0, now())
-        .unwrap_err();
+        .unwrap();
 
-    assert!(matches!(err, Error::OpenDir { .. }), "{err:?}");
-    assert!(err.is_not_found());
-    assert!(err.to_string().contains("no-such-dir"), "{err}");
+    assert!(report.dir_missing);
+    assert_eq!(report.dir, missing);
+    assert!(report.removed.is_empty() && report.kept.is_empty() && report.is_success());
+    assert!(!missing.exists(), "nothing was created");
 }
 
 #[test]
