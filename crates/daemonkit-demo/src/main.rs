@@ -159,6 +159,8 @@ async fn run(args: Args) -> Exit {
         "daemonkit-demo starting"
     );
 
+    // The event log's live file, shared with the pruner so it is never pruned.
+    let live = events::LiveFile::default();
     let mut control_plane = ControlPlane::builder(&socket);
     if let Some(addr) = args.metrics_addr {
         control_plane = control_plane.tcp(addr);
@@ -175,11 +177,12 @@ async fn run(args: Args) -> Exit {
             args.prune_every,
             args.retention,
             args.keep,
+            live.clone(),
         ));
 
     // Milestones go to the durable event log from a task of their own, so the fsyncs
     // never delay start-up (READY=1) or a supervisor.
-    let events = events::EventWriter::start(state_dir);
+    let events = events::EventWriter::start(state_dir, live);
     events.record_degraded_streaks(daemon.tracker(), degraded_every);
     events.daemon_started();
 
