@@ -258,6 +258,7 @@ impl Pruner {
             dir,
             fd: fd.as_fd(),
             now,
+            listing_dev: listing_identity_dev(fd.as_fd()),
         };
         // The whole listing is read before anything is removed: a listing that
         // fails part-way aborts the pass with nothing done.
@@ -664,6 +665,27 @@ fn protect(pass: &PassContext<'_>, candidate: &Candidate<'_>, error: Error, repo
     }
 }
 
+/// The directory's device, when its file system reports in a listing the same
+/// inode numbers `lstat` does (`d_ino == st_ino`): then a file's identity can
+/// be taken from the listing, at no cost. `None` elsewhere (overlayfs, network
+/// and FUSE file systems may differ), where the identity costs an `lstat`.
+fn listing_identity_dev(dir: BorrowedFd<'_>) -> Option<u64> {
+    const EXT4_MAGIC: i64 = 0xEF53;
+    const XFS_MAGIC: i64 = 0x5846_5342;
+    const BTRFS_MAGIC: i64 = 0x9123_683E;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let fs = rustix::fs::fstatfs(dir).ok()?;
+    // `f_type`'s integer type differs between targets; the magics fit in it.
+    #[allow(clippy::unnecessary_cast)]
+    let magic = fs.f_type as i64;
+    if ![EXT4_MAGIC, XFS_MAGIC, BTRFS_MAGIC, TMPFS_MAGIC].contains(&magic) {
+        return None;
+    }
+    let stat = rustix::fs::fstat(dir).ok()?;
+    #[allow(clippy::unnecessary_cast)]
+    Some(stat.st_dev as u64)
+}
+
 /// Opens `dir` for listing and as the anchor of every `*at` call.
 ///
 /// `dir` itself may be a symlink to a directory (it is followed once, here).
@@ -687,7 +709,7 @@ fn list<'a>(pass: &'a PassContext<'a>, pattern: &Pattern) -> Result<Vec<Candidat
         source: errno.into(),
     };
     let mut candidates = Vec::new();
-    for_each_entry(pass.fd, |name, file_type| {
+    for_each_entry(pass.fd, |name, file_type, ino| {
         let bytes = name.to_bytes();
         if bytes == b"." || bytes == b".." || !pattern.is_match_bytes(bytes) {
             return Ok(());
@@ -719,7 +741,7 @@ fn list<'a>(pass: &'a PassContext<'a>, pattern: &Pattern) -> Result<Vec<Candidat
             }
         };
         let position = candidates.len();
-        candidates.push(Candidate::new(pass, name.to_owned(), position, kind));
+        candidates.push(Candidate::new(pass, name.to_owned(), position, kind, ino));
         Ok(())
     })
     .map_err(read_error)?;
@@ -731,7 +753,7 @@ fn list<'a>(pass: &'a PassContext<'a>, pattern: &Pattern) -> Result<Vec<Candidat
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn for_each_entry(
     fd: BorrowedFd<'_>,
-    mut each: impl FnMut(&CStr, FileType) -> Result<(), Errno>,
+    mut each: impl FnMut(&CStr, FileType, u64) -> Result<(), Errno>,
 ) -> Result<(), Errno> {
     // `RawDir` hands out names borrowed from this buffer, so only the names
     // that match are ever copied. 64 KiB holds several hundred entries per
@@ -740,7 +762,7 @@ fn for_each_entry(
     let mut entries = rustix::fs::RawDir::new(fd, buf.spare_capacity_mut());
     while let Some(entry) = entries.next() {
         let entry = entry?;
-        each(entry.file_name(), entry.file_type())?;
+        each(entry.file_name(), entry.file_type(), entry.ino())?;
     }
     Ok(())
 }
@@ -750,11 +772,11 @@ fn for_each_entry(
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn for_each_entry(
     fd: BorrowedFd<'_>,
-    mut each: impl FnMut(&CStr, FileType) -> Result<(), Errno>,
+    mut each: impl FnMut(&CStr, FileType, u64) -> Result<(), Errno>,
 ) -> Result<(), Errno> {
     for entry in rustix::fs::Dir::read_from(fd)? {
         let entry = entry?;
-        each(entry.file_name(), entry.file_type())?;
+        each(entry.file_name(), entry.file_type(), entry.ino())?;
     }
     Ok(())
 }

@@ -104,6 +104,8 @@ pub(crate) struct PassContext<'a> {
     pub(crate) dir: &'a Path,
     pub(crate) fd: BorrowedFd<'a>,
     pub(crate) now: Timestamp,
+    /// The directory's device, when a listing's inode numbers are `lstat`'s.
+    pub(crate) listing_dev: Option<u64>,
 }
 
 /// The subset of `lstat(2)` that strategies and the pruner use.
@@ -156,6 +158,8 @@ pub struct Candidate<'a> {
     /// Where the name came in the directory listing.
     position: usize,
     kind: FileKind,
+    /// The inode number the listing gave.
+    ino: u64,
     /// Boxed: most passes never `lstat`, and the box keeps a candidate small.
     lstat: OnceCell<Box<Lstat>>,
 }
@@ -168,12 +172,14 @@ impl<'a> Candidate<'a> {
         name: CString,
         position: usize,
         kind: FileKind,
+        ino: u64,
     ) -> Candidate<'a> {
         Candidate {
             pass,
             name,
             position,
             kind,
+            ino,
             lstat: OnceCell::new(),
         }
     }
@@ -246,9 +252,20 @@ impl<'a> Candidate<'a> {
         Ok(self.lstat()?.modified)
     }
 
-    /// The inode the name leads to now (the `lstat` strategies use, made now if none did), to
-    /// be checked again just before removal.
+    /// The inode the name led to when the file was judged, to be checked again just before
+    /// removal: the `lstat` a strategy made, else the listing's own inode number and type
+    /// where those are `lstat`'s (no system call), else an `lstat` now.
     pub(crate) fn identity(&self) -> Result<Identity, Error> {
+        if let Some(lstat) = self.lstat.get() {
+            return Ok(lstat.identity);
+        }
+        if let Some(dev) = self.pass.listing_dev {
+            return Ok(Identity {
+                dev,
+                ino: self.ino,
+                kind: Some(self.kind),
+            });
+        }
         Ok(self.lstat()?.identity)
     }
 

@@ -154,8 +154,9 @@ fn a_protected_live_file_survives_keep_zero_without_the_lock_probe() {
 
 /// A strategy that judges every file prunable, and once every file has been judged lets
 /// another thread rename fresh files over half of the judged names, then waits for it.
-#[test]
-fn names_renamed_over_after_judgement_are_left_and_reported_changed() {
+/// `by_mtime`: the strategy reads each file's `lstat` (the identity judged is that one);
+/// otherwise it judges the name only (the identity is the listing's).
+fn names_renamed_over_after_judgement_are_left(by_mtime: bool) {
     const FILES: usize = 200;
     let dir = tempfile::tempdir().unwrap();
     let names: Vec<String> = (0..FILES).map(|i| format!("old-{i:03}.log")).collect();
@@ -174,7 +175,11 @@ fn names_renamed_over_after_judgement_are_left_and_reported_changed() {
         let (judged, go, done) = (judged.clone(), go.clone(), done.clone());
         strategy::from_fn(move |file| {
             use daemonkit_filepruner::Strategy;
-            let prunable = age.is_prunable(file);
+            let prunable = if by_mtime {
+                age.is_prunable(file)
+            } else {
+                Ok(true)
+            };
             if judged.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == FILES {
                 go.wait(); // the renamer runs now, after every file was judged…
                 done.wait(); // …and before anything is removed
@@ -214,6 +219,16 @@ fn names_renamed_over_after_judgement_are_left_and_reported_changed() {
         assert_eq!(fs::read(dir.path().join(name)).unwrap(), b"fresh", "{name}");
     }
     assert_eq!(common::listing(dir.path()).len(), FILES / 2);
+}
+
+#[test]
+fn names_renamed_over_after_an_mtime_judgement_are_left_and_reported_changed() {
+    names_renamed_over_after_judgement_are_left(true);
+}
+
+#[test]
+fn names_renamed_over_after_a_name_only_judgement_are_left_and_reported_changed() {
+    names_renamed_over_after_judgement_are_left(false);
 }
 
 #[test]
