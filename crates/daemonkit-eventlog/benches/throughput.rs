@@ -301,6 +301,12 @@ fn main() {
             "events/s",
             Some(group),
         );
+        bench_json(
+            &format!("rotating_vs_plain_w{writers}"),
+            paired,
+            "ratio",
+            None,
+        );
         if let Some(p) = per_sync {
             bench_json(&format!("events_per_sync_w{writers}"), p, "events", None);
         }
@@ -328,7 +334,7 @@ fn main() {
         );
         println!("    plain log                        {plain:>9.2} us");
         println!(
-            "    rotating log                     {rotating:>9.2} us  (+{:.2} us per batch: clock read, fstat, lstat x2)",
+            "    rotating log                     {rotating:>9.2} us  ({:+.2} us per batch: clock read, fstat, lstat x2)",
             rotating - plain
         );
         bench_json("rotating_tmpfs_append_us", rotating, "us", Some(plain));

@@ -15,7 +15,8 @@
 //!   recommended shape for a long-running daemon, pruned with daemonkit-filepruner;
 //!   [`list_event_files`] lists a set's files in order.
 //! * [`EventLog::log`] for threads, [`EventLog::log_async`] for tokio tasks.
-//! * [`read_events`] to read a file back, reporting each malformed line with its number.
+//! * [`read_events`] to read a file back, reporting each malformed line with its number;
+//!   [`read_events_from`] resumes at an [`Events::offset`] to read only what was appended.
 //!
 //! This is not operational logging: use `tracing` for that. This crate itself reports through
 //! `tracing` (records carry a stable `reason`, e.g. `TornTailRepaired`) and prints nothing.
@@ -86,6 +87,6 @@ mod rotate;
 pub use error::{Error, NameProblem, Op};
 pub use event::{Event, Field, Level};
 pub use log::{CONSENSUS_PREFIX, EventLog};
-pub use reader::{Events, read_events};
+pub use reader::{Events, read_events, read_events_from};
 pub use repair::TornTailRepair;
 pub use rotate::{Clock, EventFile, RotatingLog, Rotation, SystemClock, list_event_files};
