@@ -45,7 +45,10 @@ pub const CONSENSUS_PREFIX: &str = "consensus-";
 /// # One writer per file
 ///
 /// Opening takes an exclusive `flock` on the file; a second `EventLog` for the same file, in this
-/// process or another, gets [`Error::Locked`]. Torn-tail repair and the roll-back after a failed
+/// process or another, gets [`Error::Locked`] (after about 10 ms of retries: a pruner following
+/// the same convention holds a shared lock for the few system calls it takes to judge a file).
+/// The lock is also what keeps the live file from being pruned: daemonkit-filepruner skips
+/// files a writer holds locked. Torn-tail repair and the roll-back after a failed
 /// write both rely on knowing where the last complete line ends, which a second writer would
 /// change behind this one's back.
 ///
@@ -572,7 +575,8 @@ impl Inner {
             let (next, _repair) = opened.map_err(Failure::from_error)?;
             self.switch(segment, next, Switch::Rotated(cause));
         }
-        for attempt in 0.. {
+        let mut attempt = 0;
+        loop {
             if let Some(why) = replaced(segment)? {
                 let name = segment
                     .path
@@ -599,10 +603,9 @@ impl Inner {
                         )),
                     ));
                 }
-                Some(_) => {}
+                Some(_) => attempt += 1,
             }
         }
-        unreachable!("the loop above returns")
     }
 
     /// Puts `next` in place of the current file, which is closed (its lines are all durable).
