@@ -120,6 +120,26 @@ fn the_hard_cap_skips_a_locked_file_too_and_a_dry_run_reports_it_in_use() {
 }
 
 #[test]
+fn a_lock_held_in_this_very_process_counts_too() {
+    // flock locks belong to open file descriptions, so the pruner's own probe conflicts with
+    // a writer in the same process — the demo's case, where a monitor prunes the directory
+    // its own event log writes.
+    let dir = tempfile::tempdir().unwrap();
+    let names = daily(dir.path(), &["20260101", "20260414"]);
+    let live = fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join(&names[1]))
+        .unwrap();
+    rustix::fs::flock(&live, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+
+    let report = everything_old()
+        .prune_at(dir.path(), &events(), 0, now())
+        .unwrap();
+    assert_eq!(common::sorted(&report.in_use), [names[1].as_str()]);
+    assert_eq!(common::listing(dir.path()), [names[1].as_str()]);
+}
+
+#[test]
 fn a_lock_released_is_no_longer_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let names = daily(dir.path(), &["20260101"]);
