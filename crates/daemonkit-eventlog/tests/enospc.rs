@@ -172,3 +172,53 @@ fn repairing_a_torn_tail_on_a_full_disk_fails_without_leaving_an_empty_side_file
     assert_eq!(side_files(tmpfs.path()).len(), 1);
     assert_eq!(fs::metadata(log.path()).unwrap().len(), complete);
 }
+
+#[test]
+fn a_rotating_log_on_a_full_disk_fails_cleanly_across_midnight_and_recovers() {
+    let tmpfs = match SmallTmpfs::mount("64k") {
+        Ok(tmpfs) => tmpfs,
+        Err(why) => {
+            common::skip(&format!("cannot mount a small tmpfs (needs root): {why}"));
+            return;
+        }
+    };
+    let clock = common::TestClock::at("2026-12-03T23:59:00Z");
+    let rotation = daemonkit_eventlog::Rotation::daily("events")
+        .unwrap()
+        .clock(clock.clock());
+    let log = daemonkit_eventlog::RotatingLog::open(tmpfs.path(), rotation).unwrap();
+    log.log(&common::event("before midnight")).unwrap();
+    let filler = fill_up(&tmpfs.path().join("filler"));
+
+    // Full (a line longer than a page needs a new one), then midnight: the batch that would
+    // open the new day's file fails as a whole.
+    let long = "p".repeat(5_000);
+    assert_storage_full(log.log(&common::event(format!("full {long}"))));
+    clock.set("2026-12-04T00:00:01Z");
+    match log.log(&common::event(format!("full, new day {long}"))) {
+        Err(Error::Io { source, .. }) => {
+            assert_eq!(source.kind(), io::ErrorKind::StorageFull, "{source}")
+        }
+        other => panic!("expected StorageFull, got {other:?}"),
+    }
+    let files = daemonkit_eventlog::list_event_files(tmpfs.path(), "events").unwrap();
+    for file in &files {
+        // Whatever was created holds only whole, acknowledged lines.
+        let bytes = fs::read(&file.path).unwrap();
+        assert!(
+            bytes.is_empty() || bytes.ends_with(b"\n"),
+            "{}",
+            file.path.display()
+        );
+    }
+    assert_eq!(common::messages(&files[0].path), ["before midnight"]);
+
+    // Space returns: the next event lands in the new day's file.
+    fs::remove_file(filler).unwrap();
+    log.log(&common::event("after space returned")).unwrap();
+    assert!(log.current_path().ends_with("events-20261204.jsonl"));
+    assert_eq!(
+        common::messages(&log.current_path()),
+        ["after space returned"]
+    );
+}
