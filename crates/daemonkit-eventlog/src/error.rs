@@ -129,6 +129,10 @@ pub enum Op {
     Sync,
     /// Flushing a directory to stable storage after a file was created in it.
     SyncDirectory,
+    /// Reading a file's identity (`fstat`/`lstat`) to notice it was removed or replaced.
+    Stat,
+    /// Listing the log directory for the files of a rotating set.
+    ListDirectory,
 }
 
 impl fmt::Display for Op {
@@ -144,6 +148,8 @@ impl fmt::Display for Op {
             Op::Write => "write to",
             Op::Sync => "sync",
             Op::SyncDirectory => "sync directory",
+            Op::Stat => "check the identity of",
+            Op::ListDirectory => "list",
         })
     }
 }
