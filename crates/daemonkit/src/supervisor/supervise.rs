@@ -79,7 +79,6 @@ async fn supervise_loop(
     control: &Shared,
     cancel: &CancellationToken,
 ) {
-    let handle = handle;
     let name = handle.shared_name().clone();
     let mut streak: u32 = 0;
     let mut rng = RandomState::new().build_hasher().finish() | 1;
