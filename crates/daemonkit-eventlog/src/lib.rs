@@ -77,9 +77,11 @@ mod file;
 mod log;
 mod reader;
 mod repair;
+mod state_file;
 
 pub use error::{Error, NameProblem, Op};
 pub use event::{Event, Field, Level};
 pub use log::{CONSENSUS_PREFIX, EventLog};
 pub use reader::{Events, read_events};
 pub use repair::TornTailRepair;
+pub use state_file::{DEFAULT_MAX_LEN, StateFile, StateFileProblem};
