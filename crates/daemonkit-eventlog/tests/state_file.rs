@@ -336,3 +336,49 @@ fn a_missing_directory_is_an_error_naming_it() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The example of docs/user-guide.md, section 9, "State files", as written there.
+#[test]
+fn the_user_guide_example_as_written_there() -> Result<(), Box<dyn std::error::Error>> {
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Migration {
+        step: u32,
+        target: String,
+    }
+    let dir = tempfile::tempdir()?;
+
+    let state = StateFile::new(dir.path(), "migration.json")? // the directory must exist
+        .mode(0o640) // the default; set exactly, whatever the umask
+        .max_len(16 * 1024 * 1024); // the default: larger files are refused unread
+
+    match state.read_json::<Migration>()? {
+        None => { /* never written: start from the beginning */ }
+        Some(m) => println!("resuming at step {}", m.step),
+    }
+    state.write_json(&Migration {
+        step: 2,
+        target: "v0.75.0".into(),
+    })?; // durable on return
+
+    // The file as the guide shows it.
+    assert_eq!(
+        fs::read_to_string(state.path())?,
+        "daemonkit-state/1 length=30 crc32c=44343763\n{\"step\":2,\"target\":\"v0.75.0\"}\n"
+    );
+
+    // A file that `write` did not leave is refused, naming the path and the problem:
+    fs::write(state.path(), b"{\"step\": 3}")?;
+    match state.read() {
+        Err(Error::CorruptStateFile {
+            path,
+            problem: StateFileProblem::MissingHeader,
+        }) => {
+            eprintln!(
+                "{} is not a state file; restore it or remove it",
+                path.display()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    Ok(())
+}
