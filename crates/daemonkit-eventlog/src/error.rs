@@ -113,16 +113,17 @@ pub enum Error {
     /// A state is larger than its [`StateFile`](crate::StateFile)'s limit: a file found on disk
     /// (refused unread), or a state given to write (refused, since it could not be read back).
     #[error(
-        "state file {} would hold {len} bytes, more than its limit of {limit} bytes; \
+        "state file {}: {len} bytes, over its limit of {limit} bytes; \
          raise the limit with StateFile::max_len if the state is meant to be this large",
         path.display()
     )]
     StateFileTooLarge {
         /// The state file.
         path: PathBuf,
-        /// The size found or given, in bytes (for a file on disk, its whole size).
+        /// The size found or given, in bytes: the content's, or for a file refused unread, the
+        /// whole file's (header line included).
         len: u64,
-        /// The limit, in bytes.
+        /// The limit on the content, in bytes.
         limit: u64,
     },
 

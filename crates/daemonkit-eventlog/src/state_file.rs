@@ -378,7 +378,13 @@ impl StateFile {
         if bytes.len() as u64 > limit {
             return Err(too_large(bytes.len() as u64));
         }
-        unframe(bytes).map(Some).map_err(corrupt)
+        let content = unframe(bytes).map_err(corrupt)?;
+        // The bound on the whole file leaves room for the longest header: hold the content to
+        // the limit itself, as `write` does.
+        if content.len() as u64 > self.max_len {
+            return Err(too_large(content.len() as u64));
+        }
+        Ok(Some(content))
     }
 
     /// Replaces the state with `value` as JSON (and a newline), as [`write`](StateFile::write).

@@ -255,6 +255,16 @@ fn a_file_over_the_limit_is_neither_read_nor_written() {
         other => panic!("{other:?}"),
     }
     assert_eq!(state.read().unwrap(), Some(vec![b'a'; 100]));
+    // Content over the limit in an intact file (written under a larger limit) is refused too,
+    // even where the whole file is within the limit plus the longest header.
+    StateFile::new(dir.path(), "state")
+        .unwrap()
+        .write(&[b'c'; 110])
+        .unwrap();
+    match state.read().unwrap_err() {
+        Error::StateFileTooLarge { len, limit, .. } => assert_eq!((len, limit), (110, 100)),
+        other => panic!("{other:?}"),
+    }
     // A file grown on disk past the limit is refused unread.
     fs::write(state.path(), vec![b'b'; 10_000]).unwrap();
     match state.read().unwrap_err() {
@@ -263,6 +273,29 @@ fn a_file_over_the_limit_is_neither_read_nor_written() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn concurrent_writers_in_one_process_leave_one_whole_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateFile::new(dir.path(), "state").unwrap();
+    let content = |t: usize, i: usize| format!("thread {t} write {i} ").repeat(50).into_bytes();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let state = &state;
+            s.spawn(move || {
+                for i in 0..10 {
+                    state.write(&content(t, i)).unwrap();
+                }
+            });
+        }
+    });
+    let last = state.read().unwrap().unwrap();
+    assert!(
+        (0..8).any(|t| last == content(t, 9)),
+        "the state is no thread's last write"
+    );
+    assert_eq!(names(dir.path()), ["state"]);
 }
 
 #[test]
