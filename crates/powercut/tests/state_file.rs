@@ -7,11 +7,19 @@ use powercut::scenario::{StateFileRun, base_seed};
 
 const WRITER: &str = env!("CARGO_BIN_EXE_powercut-writer");
 
+/// Cuts per run: `POWERCUT_CUTS` if set (for a longer local run), else the CI's 200.
+fn cuts() -> u64 {
+    std::env::var("POWERCUT_CUTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200)
+}
+
 fn state_file_run(seed: u64) -> StateFileRun {
     StateFileRun {
         writer: WRITER.into(),
         generations: 4,
-        cuts: 200,
+        cuts: cuts(),
         cuts_per_disk: 10,
         seed: base_seed(seed),
     }
@@ -25,7 +33,7 @@ fn the_state_file_is_always_old_or_new_across_200_cuts() {
     let work = tempfile::tempdir().unwrap();
     let s = state_file_run(0x57a7_e001).run(work.path()).unwrap();
     s.report(None);
-    assert_eq!(s.cuts, 200);
+    assert_eq!(s.cuts, cuts());
     assert!(
         s.acked > 0,
         "the writer never got through a generation: {s}"
