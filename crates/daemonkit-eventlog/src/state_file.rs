@@ -228,22 +228,22 @@ impl StateFile {
         }
         let (temp_name, file) = self.create_temp()?;
         let temp_path = self.dir.join(&temp_name);
-        let io = |op: Op, path: &Path| {
+        let failed = |op: Op, path: &Path| {
             let path = path.to_path_buf();
             move |source: io::Error| Error::Io { op, path, source }
         };
         let staged = (|| {
             // The mode given at creation was narrowed by the umask; set it exactly.
             rustix::fs::fchmod(&file, Mode::from_raw_mode(self.mode))
-                .map_err(|errno| io(Op::SetMode, &temp_path)(errno.into()))?;
+                .map_err(|errno| failed(Op::SetMode, &temp_path)(errno.into()))?;
             let mut file = File::from(file);
             file.write_all(&frame(content))
-                .map_err(io(Op::Write, &temp_path))?;
+                .map_err(failed(Op::Write, &temp_path))?;
             // Without this the rename can reach the disk before the bytes it names: a power cut
             // would then leave an empty or torn state file under the state file's name.
-            file.sync_all().map_err(io(Op::Sync, &temp_path))?;
+            file.sync_all().map_err(failed(Op::Sync, &temp_path))?;
             rustix::fs::renameat(&self.dir_fd, &temp_name, &self.dir_fd, &self.name)
-                .map_err(|errno| io(Op::Rename, &self.path)(errno.into()))
+                .map_err(|errno| failed(Op::Rename, &self.path)(errno.into()))
         })();
         if let Err(e) = staged {
             // The state file is untouched; do not leave the temporary file behind.
@@ -327,7 +327,7 @@ impl StateFile {
             path: self.path.clone(),
             problem,
         };
-        let io = |op: Op| {
+        let failed = |op: Op| {
             let path = self.path.clone();
             move |errno: Errno| Error::Io {
                 op,
@@ -349,9 +349,9 @@ impl StateFile {
             Err(Errno::LOOP) => return Err(corrupt(StateFileProblem::SymbolicLink)),
             // A socket cannot be opened at all.
             Err(Errno::NXIO) => return Err(corrupt(StateFileProblem::NotRegularFile)),
-            Err(errno) => return Err(io(Op::Open)(errno)),
+            Err(errno) => return Err(failed(Op::Open)(errno)),
         };
-        let stat = rustix::fs::fstat(&fd).map_err(io(Op::Read))?;
+        let stat = rustix::fs::fstat(&fd).map_err(failed(Op::Read))?;
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             return Err(corrupt(StateFileProblem::NotRegularFile));
         }
