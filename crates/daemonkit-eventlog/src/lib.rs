@@ -84,6 +84,7 @@ mod log;
 mod reader;
 mod repair;
 mod rotate;
+mod state_file;
 
 pub use error::{Error, NameProblem, Op};
 pub use event::{Event, Field, Level};
@@ -91,3 +92,4 @@ pub use log::{CONSENSUS_PREFIX, EventLog};
 pub use reader::{Events, read_events, read_events_from};
 pub use repair::TornTailRepair;
 pub use rotate::{Clock, EventFile, RotatingLog, Rotation, SystemClock, list_event_files};
+pub use state_file::{DEFAULT_MAX_LEN, StateFile, StateFileProblem};
