@@ -187,6 +187,8 @@ fn run(args: Args) -> Exit {
         "daemonkit-demo starting"
     );
 
+    // The event log's live file, shared with the pruner so it is never pruned.
+    let live = events::LiveFile::default();
     let mut control_plane = ControlPlane::builder(&socket)
         .body_read_timeout(args.body_read_timeout)
         .component(echo::NAME, echo::routes());
@@ -204,6 +206,7 @@ fn run(args: Args) -> Exit {
         args.prune_every,
         args.retention,
         args.keep,
+        live.clone(),
     ));
     if let Some(dir) = &args.require_dir {
         retention = retention.probe(WriteTest::new(dir).tagged(
@@ -237,7 +240,7 @@ fn run(args: Args) -> Exit {
         // Milestones go to the durable event log from a task of their own, so the fsyncs
         // never delay start-up (READY=1) or a supervisor; the log is opened at the first
         // milestone, once the daemon is ready.
-        let events = events::EventWriter::start(state_dir);
+        let events = events::EventWriter::start(state_dir, live);
         if let Some(core) = daemon.component_tracker("core") {
             events.record_degraded_streaks(core, degraded_every);
         }
