@@ -138,6 +138,35 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
 }
 
 #[tokio::test]
+async fn after_a_head_request_the_idle_timeout_applies_not_the_write_timeout() {
+    // A HEAD response has no body for hyper to take: the clock must still see the
+    // response out and the connection idle.
+    let captured = server_support::capture();
+    let dir = socket_dir();
+    let server = Server::start(
+        ControlPlane::builder(dir.path().join("control.sock"))
+            .idle_timeout(Duration::from_millis(200))
+            .write_timeout(Duration::from_secs(60)),
+    )
+    .await;
+    let mut conn = server.connect().await;
+    conn.write_all(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "the head arrives");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(closed_within(&mut conn, PATIENCE).await);
+    assert_eq!(captured.count("ControlPlaneIdleTimeout"), 1);
+    assert_eq!(captured.count("ControlPlaneWriteTimeout"), 0);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_keep_alive_connection_in_use_outlives_the_idle_timeout() {
     let dir = socket_dir();
     let server = Server::start(
