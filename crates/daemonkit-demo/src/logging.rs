@@ -23,10 +23,13 @@
 use std::ffi::OsStr;
 use std::os::fd::AsFd;
 
+use std::sync::Mutex;
 use tracing_journald::{Priority, PriorityMappings};
-use tracing_subscriber::Layer as _;
+
+use tracing_subscriber::Registry;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::reload;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// The log format asked for with `--log-format`.
@@ -56,12 +59,18 @@ const PRIORITIES: PriorityMappings = PriorityMappings {
     trace: Priority::Debug,
 };
 
-/// Installs the process-wide subscriber for `format`, filtered by `filter`.
+/// Installs the process-wide subscriber for `format`, filtered by `filter`, and returns
+/// the handle that changes the filter at run time (`PUT /log-level`, `daemonctl
+/// log-level`).
 ///
 /// Never fails: when the journal was asked for (or detected) but cannot be reached, the
 /// records go to stderr as JSON and the first one, `reason=JournaldUnavailable`, says why.
 /// Call it once, before the first record; a second call leaves the first subscriber.
-pub fn install(format: LogFormat, filter: Targets) {
+pub fn install(format: LogFormat, filter: Targets) -> LogLevelHandle {
+    let text = Mutex::new(filter.to_string());
+    // The filter sits first on the registry, behind a reload layer: changing it swaps
+    // one value, with no cost per record beyond the filter itself.
+    let (filter, handle) = reload::Layer::new(filter);
     let journal = match format {
         LogFormat::Json => None,
         LogFormat::Auto if !stderr_is_journal() => None,
@@ -78,37 +87,68 @@ pub fn install(format: LogFormat, filter: Targets) {
                 .map_err(|err| err.to_string()),
         ),
     };
+    let registry = tracing_subscriber::registry().with(filter);
     match journal {
         Some(Ok(layer)) => {
-            let _ = tracing_subscriber::registry()
-                .with(layer.with_filter(filter))
-                .try_init();
+            let _ = registry.with(layer).try_init();
         }
         Some(Err(error)) => {
-            install_json(filter);
+            let _ = registry.with(json_layer()).try_init();
             tracing::warn!(
                 reason = "JournaldUnavailable",
                 error = %error,
                 "cannot reach the journal's socket; logging JSON lines on stderr instead"
             );
         }
-        None => install_json(filter),
+        None => {
+            let _ = registry.with(json_layer()).try_init();
+        }
     }
+    LogLevelHandle { handle, text }
 }
 
 /// JSON lines on stderr, one flat object per record (`reason` and the other fields at the
 /// top level beside `timestamp`, `level`, `message` and `target`).
-fn install_json(filter: Targets) {
-    let _ = tracing_subscriber::fmt()
+fn json_layer<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
         .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::TRACE)
-        .finish()
-        .with(filter)
-        .try_init();
+}
+
+/// Changes the demo's log filter at run time: the control plane's `/log-level` hook.
+pub struct LogLevelHandle {
+    handle: reload::Handle<Targets, Registry>,
+    /// The filter as last set, in the form it was given.
+    text: Mutex<String>,
+}
+
+impl daemonkit::server::LogLevel for LogLevelHandle {
+    fn get(&self) -> String {
+        self.text
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
+    fn set(&self, filter: &str) -> Result<(), String> {
+        let targets: Targets = filter.parse().map_err(|err| {
+            format!("{filter:?} is not a filter like `debug` or `info,daemonkit=debug`: {err}")
+        })?;
+        self.handle
+            .reload(targets)
+            .map_err(|err| format!("cannot change the filter: {err}"))?;
+        *self
+            .text
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = filter.to_owned();
+        Ok(())
+    }
 }
 
 /// Whether this process's stderr is the journal stream systemd connected it to.

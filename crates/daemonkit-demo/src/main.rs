@@ -138,8 +138,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    logging::install(args.log_format, log_filter());
-    let exit = run(args);
+    let log_level = logging::install(args.log_format, log_filter());
+    let exit = run(args, log_level);
     if !exit.is_clean() {
         eprintln!("daemonkit-demo: {exit}");
     }
@@ -150,7 +150,7 @@ fn main() -> ExitCode {
 /// runs) and runs it on the kit's bounded one-thread runtime: one thread is plenty for a
 /// handful of monitors and an operator's requests, starts faster and keeps the idle RSS
 /// down; blocking work (event-log fsyncs, pruning) goes to tokio's blocking pool.
-fn run(args: Args) -> Exit {
+fn run(args: Args, log_level: logging::LogLevelHandle) -> Exit {
     let mut policy = RestartPolicy::builder()
         .initial(args.backoff_initial)
         .cap(args.backoff_cap.max(args.backoff_initial));
@@ -189,8 +189,10 @@ fn run(args: Args) -> Exit {
 
     // The event log's live file, shared with the pruner so it is never pruned.
     let live = events::LiveFile::default();
+    // `daemonctl log-level debug --for 10m` changes the filter through the hook.
     let mut control_plane = ControlPlane::builder(&socket)
         .body_read_timeout(args.body_read_timeout)
+        .log_level(log_level)
         .component(echo::NAME, echo::routes());
     if let Some(addr) = args.metrics_addr {
         control_plane = control_plane.tcp(addr);

@@ -843,3 +843,161 @@ fn a_prerequisite_fixed_at_run_time_starts_its_component() {
         reason(v) == "ComponentStarted" && v["component"] == "retention"
     });
 }
+
+/// `daemonctl restart core/flaky` resets flaky's streak and back-off at once and leaves
+/// `steady` untouched; `stop` keeps it stopped until `start`.
+#[test]
+fn an_operator_restarts_stops_and_starts_one_monitor() {
+    let mut demo = Demo::start(&[
+        "--flaky-after",
+        "5ms",
+        "--backoff-initial",
+        "30s",
+        "--backoff-cap",
+        "30s",
+    ]);
+    demo.wait_ready();
+    let before = demo.wait_status("flaky backing off", |s| {
+        s["flaky"]["state"] == "backoff:30s" && s["steady"]["state"] == "running"
+    });
+    let out = demo.daemonctl(&["restart", "core/flaky"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Restarted at once (not after 30 s), its streak begun again.
+    demo.wait_for("MonitorRestartRequested", |v| {
+        reason(v) == "MonitorRestartRequested" && v["monitor"] == "flaky"
+    });
+    let after = demo.wait_status("flaky crashed again after the restart", |s| {
+        s["flaky"]["consecutive_crashes"] == 1 && s["flaky"]["state"] == "backoff:30s"
+    });
+    assert_eq!(
+        after["steady"]["state_since"],
+        before["steady"]["state_since"]
+    );
+    assert_eq!(after["steady"]["restarts"], 0);
+
+    let out = demo.daemonctl(&["stop", "core/flaky"]);
+    assert_eq!(out.status.code(), Some(0));
+    demo.wait_status("flaky stopped", |s| s["flaky"]["state"] == "stopped");
+    let out = demo.daemonctl(&["start", "core/flaky"]);
+    assert_eq!(out.status.code(), Some(0));
+    demo.wait_for("MonitorStartRequested", |v| {
+        reason(v) == "MonitorStartRequested"
+    });
+
+    // An unknown monitor is refused with exit 1 and one line.
+    let out = demo.daemonctl(&["restart", "core/nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("404") && err.lines().count() == 1, "{err}");
+}
+
+/// A peer in the socket's group may read status, but a restart needs root, the daemon's
+/// own user or a user it allows: anyone else gets 403, logged as `ControlPlaneDenied`.
+#[test]
+fn a_restart_by_another_user_in_the_sockets_group_is_denied() {
+    if !rustix::process::getuid().is_root() {
+        eprintln!("SKIPPED: switching to another uid needs root");
+        assert!(
+            std::env::var_os("DAEMONKIT_REQUIRE_ALL").is_none(),
+            "root is required here"
+        );
+        return;
+    }
+    let mut demo = Demo::start(&[]);
+    demo.wait_ready();
+    // The socket is 0660 with our group (gid 0); let that group through its directories.
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [
+        demo.dir.path().to_path_buf(),
+        demo.socket().parent().unwrap().to_path_buf(),
+    ] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+    }
+    let socket = demo.socket();
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=0", "--clear-groups", "--"])
+            .arg(daemonctl())
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .expect("run daemonctl as uid 65534")
+    };
+    let read = as_nobody(&["health"]);
+    assert_eq!(
+        read.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let out = as_nobody(&["restart", "core/flaky"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("403") && err.contains("uid 65534"), "{err}");
+    let denied = demo.wait_for("ControlPlaneDenied", |v| reason(v) == "ControlPlaneDenied");
+    assert_eq!(denied["peer_uid"], "Some(65534)");
+    let out = as_nobody(&["log-level", "debug"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// `daemonctl log-level warn --for 1s`: INFO records stop, then come back when the filter
+/// reverts.
+#[test]
+fn the_log_level_changes_at_run_time_and_reverts() {
+    let mut demo = Demo::start(&[
+        "--flaky-after",
+        "5ms",
+        "--backoff-initial",
+        "20ms",
+        "--backoff-cap",
+        "20ms",
+    ]);
+    demo.wait_ready();
+    let out = demo.daemonctl(&["log-level"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("info"));
+
+    let out = demo.daemonctl(&["log-level", "warn", "--for", "1s"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    demo.wait_for("LogLevelChanged", |v| reason(v) == "LogLevelChanged");
+    // While `warn` holds, flaky's restarts log MonitorCrash (error) but no MonitorStarted
+    // (info).
+    std::thread::sleep(Duration::from_millis(200));
+    let seen_before = demo.seen.len();
+    std::thread::sleep(Duration::from_millis(400));
+    while let Ok(v) = demo.lines.try_recv() {
+        demo.seen.push(v);
+    }
+    let quiet = &demo.seen[seen_before..];
+    assert!(
+        quiet.iter().any(|v| reason(v) == "MonitorCrash"),
+        "{quiet:#?}"
+    );
+    assert!(
+        !quiet.iter().any(|v| reason(v) == "MonitorStarted"),
+        "{quiet:#?}"
+    );
+    // Reverted after 1 s: info again.
+    demo.wait_for("LogLevelReverted", |v| reason(v) == "LogLevelReverted");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let value = demo
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("an info record after the revert");
+        if reason(&value) == "MonitorStarted" {
+            break;
+        }
+    }
+}

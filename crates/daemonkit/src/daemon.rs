@@ -53,7 +53,7 @@ use crate::component::{Component, StartMonitors};
 use crate::duration::go_duration;
 use crate::monitor::{self, Monitor};
 use crate::probe::{Composite, Probe, ProbeError, reason as probe_reason};
-use crate::server::{ControlPlane, ControlPlaneBuilder};
+use crate::server::{ActionError, ControlPlane, ControlPlaneBuilder};
 use crate::stall::StallDetector;
 use crate::status::{
     ComponentStatus, ComponentsStatus, StatusError, StatusTracker, monitors_ready,
@@ -270,6 +270,7 @@ impl DaemonBuilder {
         let mut names = BTreeSet::new();
         let mut trackers = Vec::with_capacity(components.len());
         let mut monitor_count = 0;
+        let mut controls = BTreeMap::new();
         for component in components {
             if nested {
                 crate::server::check_component_name(&component.name).map_err(|problem| {
@@ -316,6 +317,14 @@ impl DaemonBuilder {
                 control_plane.metrics(&component.tracker)
             };
             trackers.push((component.name.clone(), component.tracker));
+            for control in supervisor.controls() {
+                let path = if nested {
+                    format!("{}/{}", component.name, control.name())
+                } else {
+                    control.name().to_owned()
+                };
+                controls.insert(path, control);
+            }
             runs.push(ComponentRun {
                 name: component.name,
                 supervisor,
@@ -334,6 +343,12 @@ impl DaemonBuilder {
         };
         let ready_board = board.clone();
         control_plane = control_plane.ready(move || ready(&trackers, &ready_board, nested));
+        // `POST /monitors/[<component>/]<monitor>/<command>`, authorized by the server.
+        control_plane =
+            control_plane.monitor_actions(Arc::new(move |path: &str, command, by: &str| {
+                let control = controls.get(path).ok_or(ActionError::NoSuchMonitor)?;
+                control.send(command, by).map_err(ActionError::Refused)
+            }));
         if let Some(listener) = ListenFds::from_env()?.take_unix_listener(None)? {
             control_plane = control_plane.listener(listener);
         }

@@ -94,6 +94,8 @@ impl ControlPlane {
             registry: None,
             stall: None,
             limits: Limits::default(),
+            actions: super::actions::Actions::new(),
+            mutating: Vec::new(),
             invalid: None,
         }
     }

@@ -14,6 +14,9 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+#[cfg(feature = "daemon")]
+use super::actions::MonitorActions;
+use super::actions::{Actions, LogLevel};
 use super::routes::{self, App, ReadyFn, StatusFn};
 use super::{ControlPlane, metrics};
 use crate::stall::StallDetector;
@@ -119,6 +122,8 @@ pub struct ControlPlaneBuilder {
     /// Exposed on `/metrics`; the `Daemon` runner also runs it.
     pub(crate) stall: Option<StallDetector>,
     pub(super) limits: Limits,
+    pub(super) actions: Actions,
+    pub(super) mutating: Vec<String>,
     /// The first configuration mistake, reported by `bind`.
     pub(super) invalid: Option<Error>,
 }
@@ -219,6 +224,53 @@ impl ControlPlaneBuilder {
             return Err("a component with this name is already mounted");
         }
         Ok(())
+    }
+
+    /// Mounts a component's routes under `/<name>/`, as [`component`](Self::component),
+    /// and declares them **mutating**: a request other than `GET` or `HEAD` to them is
+    /// authorized by the peer's credentials like the kit's own mutating routes (root, the
+    /// daemon's uid, [`allow_uid`](Self::allow_uid), [`allow_gid`](Self::allow_gid)),
+    /// else answered 403.
+    pub fn mutating_component(mut self, name: impl Into<String>, routes: Router) -> Self {
+        let name = name.into();
+        self.mutating.push(name.clone());
+        self.component(name, routes)
+    }
+
+    /// Also allows the user `uid` to use the mutating routes (`/monitors/…`, `PUT
+    /// /log-level`, mutating components). Root and the daemon's own user always may.
+    pub fn allow_uid(mut self, uid: u32) -> Self {
+        self.actions.uids.push(uid);
+        self
+    }
+
+    /// Also allows peers whose primary group is `gid` to use the mutating routes.
+    pub fn allow_gid(mut self, gid: u32) -> Self {
+        self.actions.gids.push(gid);
+        self
+    }
+
+    /// Serves the mutating routes over the TCP listener too (default: off, since TCP
+    /// carries no credentials to authorize by). Turn it on only behind an authenticating
+    /// proxy.
+    pub fn tcp_mutations(mut self, enabled: bool) -> Self {
+        self.actions.tcp_mutations = enabled;
+        self
+    }
+
+    /// The daemon's log filter, read by `GET /log-level` and replaced by `PUT /log-level`
+    /// (body: the filter; `?revert_after=10m` brings the previous one back after that
+    /// long). Without one, `/log-level` answers 404.
+    pub fn log_level(mut self, hook: impl LogLevel) -> Self {
+        self.actions.log_level = Some(Arc::new(hook));
+        self
+    }
+
+    /// The handler behind `POST /monitors/…` (set by the Daemon runner).
+    #[cfg(feature = "daemon")]
+    pub(crate) fn monitor_actions(mut self, actions: MonitorActions) -> Self {
+        self.actions.monitors = Some(actions);
+        self
     }
 
     /// Exposes the monitors of `tracker` on `GET /metrics`, read at scrape time:
@@ -440,6 +492,8 @@ impl ControlPlaneBuilder {
             self.ready,
             metrics,
             components,
+            self.actions,
+            self.mutating,
         ));
         Ok(ControlPlane {
             app,

@@ -27,10 +27,8 @@
 //! connection cap ([`ConnClock::reclaim_rank`]): idle ones first, then those waiting on
 //! their client (head, body, write), oldest first; never one whose handler runs.
 
-use std::fmt;
 use std::future::{Future, poll_fn};
 use std::io;
-use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -44,6 +42,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use super::actions::Peer;
 use super::builder::Limits;
 use super::routes::{App, ControlService};
 
@@ -401,22 +400,6 @@ impl Drop for ResponseBody {
 
 // ===== serving one connection =====
 
-/// Who is on the other end, for logs.
-#[derive(Clone, Copy)]
-pub(crate) enum Peer {
-    Unix,
-    Tcp(SocketAddr),
-}
-
-impl fmt::Display for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Peer::Unix => f.write_str("unix"),
-            Peer::Tcp(addr) => write!(f, "tcp:{addr}"),
-        }
-    }
-}
-
 /// How a connection ended.
 enum Ended {
     Closed,
@@ -451,7 +434,7 @@ pub(crate) async fn serve<S>(
         inner: stream,
         clock: clock.clone(),
     });
-    let service = ControlService::new(app.clone(), clock.clone());
+    let service = ControlService::new(app.clone(), clock.clone(), peer);
     let mut conn = pin!(app.http.serve_connection(io, service));
     let mut closing = pin!(close.cancelled());
     let mut draining = false;

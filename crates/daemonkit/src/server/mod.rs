@@ -45,6 +45,7 @@
 //! have not sent a complete request yet, lets requests in flight finish for up to 5 s,
 //! then closes what is left and removes the socket.
 
+mod actions;
 mod bind;
 mod builder;
 mod conn;
@@ -53,11 +54,19 @@ mod routes;
 mod serve;
 mod socket;
 
+pub use actions::{ActionError, LogLevel};
 pub use bind::{BoundControlPlane, ControlPlane};
 pub use builder::ControlPlaneBuilder;
 
 /// The paths the built-in routes use; no component may take one as its name.
-const RESERVED: [&str; 4] = ["health", "status", "ready", "metrics"];
+const RESERVED: [&str; 6] = [
+    "health",
+    "status",
+    "ready",
+    "metrics",
+    "monitors",
+    "log-level",
+];
 
 /// The rules a component name follows, because it is the component's route prefix: 1 to
 /// 64 bytes of `a-z`, `0-9`, `_` and `-`, and none of the built-in routes.
@@ -78,7 +87,7 @@ pub(crate) fn check_component_name(name: &str) -> Result<(), &'static str> {
     }
     if RESERVED.contains(&name) {
         return Err(
-            "this name is a built-in route (health, status, ready, metrics); choose another component name",
+            "this name is a built-in route (health, status, ready, metrics, monitors, log-level); choose another component name",
         );
     }
     Ok(())

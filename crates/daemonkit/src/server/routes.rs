@@ -25,10 +25,12 @@ use hyper::body::{Body as _, Incoming};
 use hyper::server::conn::http1;
 use serde::Serialize;
 
+use super::actions::{self, Actions, Peer};
 use super::builder::Limits;
 use super::conn::{ConnClock, RequestBody, ResponseBody};
 use super::metrics::Metrics;
 use crate::StatusError;
+use crate::boxed::BoxFuture;
 
 /// Writes the daemon's status as JSON into the buffer.
 pub(crate) type StatusFn = Arc<dyn Fn(&mut Vec<u8>) -> serde_json::Result<()> + Send + Sync>;
@@ -57,6 +59,10 @@ pub(crate) struct App {
     components: Router,
     /// The size of the last status document, so the next buffer is allocated once.
     status_size: AtomicUsize,
+    /// The mutating routes' rules and hooks.
+    pub(crate) actions: Actions,
+    /// Components whose routes change the daemon: non-GET requests need authorization.
+    mutating: Vec<String>,
 }
 
 impl App {
@@ -66,6 +72,8 @@ impl App {
         ready: Option<ReadyFn>,
         metrics: Metrics,
         components: Router,
+        actions: Actions,
+        mutating: Vec<String>,
     ) -> App {
         let mut http = http1::Builder::new();
         http.keep_alive(true)
@@ -82,10 +90,17 @@ impl App {
             metrics,
             components,
             status_size: AtomicUsize::new(1024),
+            actions,
+            mutating,
         }
     }
 
-    fn dispatch(&self, req: Request<Incoming>, clock: &Arc<ConnClock>) -> Dispatch {
+    fn dispatch(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        clock: &Arc<ConnClock>,
+        peer: Peer,
+    ) -> Dispatch {
         // hyper has parsed Content-Length into the body's size hint: refuse a declared
         // oversized body before reading any of it.
         if req.body().size_hint().lower() > self.limits.body_limit as u64 {
@@ -97,12 +112,22 @@ impl App {
                 ),
             )));
         }
+        if actions::is_action(req.uri().path()) {
+            return Dispatch::Action(actions::handle(self.clone(), req, peer));
+        }
         let builtin = match req.uri().path() {
             "/health" => Builtin::Health,
             "/status" => Builtin::Status,
             "/ready" => Builtin::Ready,
             "/metrics" => Builtin::Metrics,
-            _ => {
+            path => {
+                if req.method() != Method::GET
+                    && req.method() != Method::HEAD
+                    && self.is_mutating_component(path)
+                    && let Err(denied) = self.actions.authorize(&peer, path)
+                {
+                    return Dispatch::Ready(Some(denied));
+                }
                 // A body without a declared length (chunked) is cut at the limit; axum's
                 // extractors turn the resulting error into 413. The body read timeout
                 // runs until the handler has read it all.
@@ -123,6 +148,12 @@ impl App {
             Builtin::Ready => self.ready(),
             Builtin::Metrics => self.metrics(),
         }))
+    }
+
+    /// Whether `path` belongs to a component declared mutating.
+    fn is_mutating_component(&self, path: &str) -> bool {
+        let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        self.mutating.iter().any(|name| name == first)
     }
 
     fn status(&self) -> Response<Body> {
@@ -237,11 +268,12 @@ enum Builtin {
 pub(crate) struct ControlService {
     app: Arc<App>,
     clock: Arc<ConnClock>,
+    peer: Peer,
 }
 
 impl ControlService {
-    pub(crate) fn new(app: Arc<App>, clock: Arc<ConnClock>) -> ControlService {
-        ControlService { app, clock }
+    pub(crate) fn new(app: Arc<App>, clock: Arc<ConnClock>, peer: Peer) -> ControlService {
+        ControlService { app, clock, peer }
     }
 }
 
@@ -253,7 +285,7 @@ impl hyper::service::Service<Request<Incoming>> for ControlService {
     fn call(&self, req: Request<Incoming>) -> ResponseFuture {
         self.clock.request_started();
         ResponseFuture {
-            dispatch: self.app.dispatch(req, &self.clock),
+            dispatch: self.app.dispatch(req, &self.clock, self.peer),
             busy: Busy(self.clock.clone()),
         }
     }
@@ -277,6 +309,7 @@ pub(crate) struct ResponseFuture {
 enum Dispatch {
     Ready(Option<Response<Body>>),
     Router(RouteFuture<Infallible>),
+    Action(BoxFuture<'static, Response<Body>>),
 }
 
 impl Future for ResponseFuture {
@@ -291,6 +324,10 @@ impl Future for ResponseFuture {
             }),
             Dispatch::Router(future) => match Pin::new(future).poll(cx) {
                 Poll::Ready(Ok(response)) => response,
+                Poll::Pending => return Poll::Pending,
+            },
+            Dispatch::Action(future) => match future.as_mut().poll(cx) {
+                Poll::Ready(response) => response,
                 Poll::Pending => return Poll::Pending,
             },
         };

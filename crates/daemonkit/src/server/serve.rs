@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::BoundControlPlane;
+use super::actions::Credentials;
 use super::conn::{self, ConnClock, Peer};
 use crate::Error;
 
@@ -135,9 +136,14 @@ impl BoundControlPlane {
             let close = drain.child_token();
             let (app, task_clock, task_close) = (app.clone(), clock.clone(), close.clone());
             let task = match accepted {
-                Accepted::Unix(stream) => connections.spawn(async move {
-                    conn::serve(stream, Peer::Unix, app, task_clock, task_close).await;
-                }),
+                Accepted::Unix(stream) => {
+                    // The kernel recorded the peer's credentials at `connect`: they cannot
+                    // be forged, and the mutating routes are authorized by them.
+                    let peer = Peer::Unix(Credentials::of(&stream));
+                    connections.spawn(async move {
+                        conn::serve(stream, peer, app, task_clock, task_close).await;
+                    })
+                }
                 Accepted::Tcp(stream, peer) => {
                     // Responses are written whole; waiting for more data to coalesce
                     // would only add latency.
