@@ -335,8 +335,12 @@ impl DaemonBuilder {
 
         let trackers = Arc::new(trackers);
         control_plane = if nested {
-            let (trackers, board) = (trackers.clone(), board.clone());
-            control_plane.status(move || components_status(&trackers, &board))
+            let (trackers, board, stall) = (trackers.clone(), board.clone(), stall.clone());
+            control_plane.status(move || {
+                let mut doc = components_status(&trackers, &board);
+                doc.runtime = Some(stall.stats());
+                doc
+            })
         } else {
             let tracker = trackers[0].1.clone();
             control_plane.status(move || tracker.snapshot())

@@ -127,8 +127,8 @@ impl Actions {
         }
     }
 
-    /// Whether `peer` may use a mutating route; the 403 answer when not.
-    pub(crate) fn authorize(&self, peer: &Peer, path: &str) -> Result<(), Response<Body>> {
+    /// The 403 answer when `peer` may not use a mutating route; `None` when it may.
+    pub(crate) fn authorize(&self, peer: &Peer, path: &str) -> Option<Response<Body>> {
         let allowed = match peer {
             Peer::Unix(Some(c)) => {
                 c.uid == 0
@@ -140,7 +140,7 @@ impl Actions {
             Peer::Tcp(_) => self.tcp_mutations,
         };
         if allowed {
-            return Ok(());
+            return None;
         }
         let needed = {
             let mut who = vec![
@@ -163,7 +163,7 @@ impl Actions {
             _ => None,
         };
         tracing::warn!(reason = "ControlPlaneDenied", path = %path, peer = %peer, peer_uid = ?peer_uid, "refused a mutating request");
-        Err(super::routes::error(StatusCode::FORBIDDEN, &message))
+        Some(super::routes::error(StatusCode::FORBIDDEN, &message))
     }
 }
 
@@ -193,7 +193,7 @@ pub(crate) fn handle(
                 .insert(ALLOW, HeaderValue::from_static("POST"));
             return res;
         }
-        if let Err(denied) = actions.authorize(&peer, &path) {
+        if let Some(denied) = actions.authorize(&peer, &path) {
             return denied;
         }
         let rest = path.trim_start_matches("/monitors/");
@@ -257,7 +257,7 @@ async fn log_level(actions: &Actions, req: Request<Incoming>, peer: &Peer) -> Re
             json_value(StatusCode::OK, &serde_json::json!({"filter": filter}))
         }
         Method::PUT => {
-            if let Err(denied) = actions.authorize(peer, "/log-level") {
+            if let Some(denied) = actions.authorize(peer, "/log-level") {
                 return denied;
             }
             let revert_after = match req.uri().query().map(parse_revert_after) {

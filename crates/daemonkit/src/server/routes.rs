@@ -124,7 +124,7 @@ impl App {
                 if req.method() != Method::GET
                     && req.method() != Method::HEAD
                     && self.is_mutating_component(path)
-                    && let Err(denied) = self.actions.authorize(&peer, path)
+                    && let Some(denied) = self.actions.authorize(&peer, path)
                 {
                     return Dispatch::Ready(Some(denied));
                 }

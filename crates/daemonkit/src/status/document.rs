@@ -44,6 +44,10 @@ pub struct ComponentsStatus {
     /// The failing prerequisite of each component whose probe does not pass.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub probe_errors: BTreeMap<String, StatusError>,
+    /// How late the daemon's runtime has run its timers (a blocked thread shows here),
+    /// when the daemon measures it: an extra field of ours, which Go's decoder ignores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<crate::stall::StallStats>,
 }
 
 /// One component's part of a [`ComponentsStatus`].
