@@ -95,6 +95,9 @@ pub struct MonitorStatus {
     /// When the monitor entered its current state (for a running monitor: when its
     /// current run began).
     pub state_since: Timestamp,
+    /// While backing off: when the next run is due. `None` in every other state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_start: Option<Timestamp>,
     /// The states of the sub-tasks this monitor supervises itself, for a monitor whose
     /// [`Monitor::subtasks`](crate::Monitor::subtasks) names their tracker; `None` for
     /// the others (and left out of the JSON).
@@ -111,6 +114,7 @@ impl MonitorStatus {
             consecutive_crashes: 0,
             last_error: None,
             state_since: Timestamp::now(),
+            next_start: None,
             subtasks: None,
         }
     }

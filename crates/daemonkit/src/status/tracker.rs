@@ -481,6 +481,7 @@ impl MonitorHandle {
         self.update(|status| {
             if !matches!(state, MonitorState::Backoff(_)) {
                 status.error = None;
+                status.next_start = None;
             }
             status.state = state;
         });

@@ -190,8 +190,12 @@ async fn supervise_loop(
                 now
             }
         };
+        let next_start = jiff::SignedDuration::try_from(backoff)
+            .ok()
+            .and_then(|after| Timestamp::now().checked_add(after).ok());
         handle.update(|status| {
             status.state = MonitorState::Backoff(backoff);
+            status.next_start = next_start;
             status.consecutive_crashes = streak;
             status.error = Some(
                 StatusError::new(reason, format!("crash {streak} in a row: {message}"))
