@@ -19,7 +19,7 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::{MonitorStatus, Snapshot, StatusTracker};
 
 /// The states of `daemonkit_monitor_state`, one sample each per monitor.
-const STATES: [&str; 4] = ["running", "degraded", "backoff", "stopped"];
+const STATES: [&str; 5] = ["running", "degraded", "backoff", "stopped", "failed"];
 
 // ===== Metrics =====
 
@@ -125,7 +125,7 @@ impl Collector for KitCollector {
 
         let mut family = encoder.encode_descriptor(
             "daemonkit_monitor_state",
-            "The monitor's state: 1 for the current one (running, degraded, backoff, stopped), 0 for the others.",
+            "The monitor's state: 1 for the current one (running, degraded, backoff, stopped, failed), 0 for the others.",
             None,
             MetricType::Gauge,
         )?;

@@ -1,5 +1,6 @@
 //! The loop that keeps one monitor alive: run, catch, back off, run again.
 
+use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -32,6 +33,9 @@ pub(crate) async fn supervise(
     // The reason of the crash error being reported and when it was first reported, so
     // `since` stays put across the crashes of one streak.
     let mut crash_since: Option<(&'static str, Timestamp)> = None;
+    // The times of the crashes inside the policy's give-up window, oldest first (at most
+    // `max_crashes + 1` are ever kept).
+    let mut recent: VecDeque<Instant> = VecDeque::new();
 
     loop {
         if cancel.is_cancelled() {
@@ -70,6 +74,20 @@ pub(crate) async fn supervise(
             crash_since = None;
         }
         streak = streak.saturating_add(1);
+        if let Some((max, within)) = policy.give_up_after() {
+            let now = Instant::now();
+            recent.push_back(now);
+            while recent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > within)
+            {
+                recent.pop_front();
+            }
+            if recent.len() > max as usize {
+                give_up(&handle, streak, max, within, message);
+                return;
+            }
+        }
         let backoff = policy.jittered(policy.delay_for(streak), &mut rng);
         tracing::error!(
             reason = "MonitorCrash",
@@ -128,6 +146,35 @@ pub(crate) async fn supervise(
         }
         handle.update(|status| status.restarts += 1);
     }
+}
+
+/// Marks the monitor failed: more than `max` crashes within `within`.
+fn give_up(handle: &MonitorHandle, streak: u32, max: u32, within: Duration, message: String) {
+    let within = go_duration(within);
+    tracing::error!(
+        reason = "MonitorGaveUp",
+        monitor = %handle.name(),
+        error = %message,
+        consecutive_crashes = streak,
+        max_crashes = max,
+        within = %within,
+        "monitor crashed more than its policy allows; not restarting it"
+    );
+    handle.update(|status| {
+        status.state = MonitorState::Failed;
+        status.consecutive_crashes = streak;
+        status.error = Some(
+            StatusError::new(
+                "MonitorGaveUp",
+                format!("more than {max} crashes within {within}, the last: {message}"),
+            )
+            .with_resolution(
+                "read the monitor's MonitorCrash records, fix the cause, then restart the daemon",
+            )
+            .with_since(Timestamp::now()),
+        );
+        status.last_error = Some(message);
+    });
 }
 
 fn stopped(handle: &MonitorHandle) {
