@@ -51,7 +51,7 @@ impl EventWriter {
     }
 
     /// Records `DaemonStarted` when called: the daemon's ready hook
-    /// ([`DaemonBuilder::on_ready`](daemonkit::DaemonBuilder::on_ready)), so a daemon that
+    /// ([`Daemon::on_ready`](daemonkit::Daemon::on_ready)), so a daemon that
     /// never got ready (a second instance, a failed probe) writes nothing.
     pub fn on_started(&self) -> impl FnOnce() + Send + 'static {
         let (tx, operation_id, node_id) = (

@@ -9,6 +9,8 @@
 //! milestones go to a durable JSONL event log, and logs are JSON lines on stderr (or
 //! journald's native fields under systemd), each record with its `reason`.
 
+#![forbid(unsafe_code)]
+
 mod events;
 mod logging;
 mod monitors;

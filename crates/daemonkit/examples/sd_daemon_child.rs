@@ -7,6 +7,8 @@
 //! - `hang-blocking`: a monitor awaiting `spawn_blocking` work that never ends, ignoring
 //!   cancellation;
 //! - `reload`: a SIGHUP reload hook that logs `ReloadHookRan`;
+//! - `reload-panic`: a SIGHUP reload hook that panics with a non-string payload;
+//! - `alive-panic`: a watchdog is-alive check that panics;
 //! - `components`: two components instead of the implicit one — `alpha` (monitor
 //!   `worker`, with a prerequisite probe) and `beta` (monitor `idle`, no probe); probes
 //!   are retried every 100 ms and cut after 200 ms. `alpha`'s probe is chosen by
@@ -113,6 +115,12 @@ fn main() -> ExitCode {
                 tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_secs(3600))).await;
             Ok(())
         }));
+    }
+    if has("reload-panic") {
+        daemon = daemon.on_reload(|| async { std::panic::panic_any(7_u8) });
+    }
+    if has("alive-panic") {
+        daemon = daemon.watchdog_alive(|| panic!("is-alive exploded"));
     }
     if has("reload") {
         daemon = daemon.on_reload(|| async {

@@ -133,7 +133,7 @@ impl fmt::Display for Op {
 /// Supervision itself never fails (a crashing monitor is restarted, not reported as
 /// an `Error`); these are configuration mistakes found when a value is built, and I/O
 /// failures of the control plane, probes and systemd integration. Ask
-/// [`kind`](Self::kind) what to do about one; see the [module docs](self) for the design.
+/// [`kind`](Self::kind) what to do about one; the design is explained in the source of this module.
 ///
 /// # Examples
 ///

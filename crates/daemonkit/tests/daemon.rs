@@ -341,3 +341,47 @@ fn a_bad_systemd_environment_is_a_configuration_error_before_anything_runs() {
         assert!(!socket.exists(), "{variable}: nothing touched on disk");
     }
 }
+
+#[test]
+fn a_panicking_reload_hook_is_a_failed_reload_and_the_daemon_keeps_serving() {
+    let daemon = Child_::start(&["reload-panic"]);
+    daemon.until("READY=1");
+    daemon.signal(rustix::process::Signal::HUP);
+    let messages = daemon.until("READY=1");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.lines().any(|l| l == "RELOADING=1")),
+        "{messages:?}"
+    );
+    assert!(health(&daemon.socket).starts_with("HTTP/1.1 200"));
+    daemon.signal(rustix::process::Signal::TERM);
+    let (code, stderr) = daemon.finish(Duration::from_secs(5));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("\"reason\":\"ReloadFailed\""), "{stderr}");
+    assert!(stderr.contains("non-string panic payload"), "{stderr}");
+}
+
+#[test]
+fn a_panicking_watchdog_alive_check_withholds_the_keepalive() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Child_::start_in(dir, &["alive-panic"], &[("WATCHDOG_USEC", "100000")]);
+    let messages = daemon.until("READY=1");
+    // Give the keepalive a few of its 50 ms periods: nothing may come.
+    std::thread::sleep(Duration::from_millis(300));
+    daemon.notify.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 256];
+    let mut later = Vec::new();
+    while let Ok(n) = daemon.notify.recv(&mut buf) {
+        later.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let all: Vec<_> = messages.iter().chain(&later).collect();
+    assert!(!all.iter().any(|m| m.contains("WATCHDOG=1")), "{all:?}");
+    assert!(health(&daemon.socket).starts_with("HTTP/1.1 200"));
+    daemon.signal(rustix::process::Signal::TERM);
+    let (_, stderr) = daemon.finish(Duration::from_secs(5));
+    assert!(
+        stderr.contains("\"reason\":\"WatchdogAlivePanicked\""),
+        "{stderr}"
+    );
+}

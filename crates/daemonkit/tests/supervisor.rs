@@ -284,7 +284,54 @@ async fn degraded_is_reported_at_every_fifth_consecutive_crash() {
             .iter()
             .all(|r| r.level == tracing::Level::ERROR)
     );
+    // The back-off in force, as the Go daemonkit's record carries it (1 ms doubling).
+    let backoffs: Vec<_> = logs
+        .with_reason("MonitorDegraded")
+        .iter()
+        .map(|r| r.field("current_backoff").unwrap().to_owned())
+        .collect();
+    assert_eq!(backoffs, ["16ms", "512ms"]);
     assert_eq!(tracker.get("m").unwrap().consecutive_crashes, 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_streaks_error_keeps_its_since_until_the_reason_changes() {
+    let (monitor, _runs) = scripted("m", |n| if n < 7 { Step::Crash } else { Step::WaitCancel });
+    let tracker = StatusTracker::new();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tracker.on_transition(move |t| {
+        if let Some(error) = &t.status.error {
+            record
+                .lock()
+                .unwrap()
+                .push((error.reason.clone(), error.since.unwrap()));
+        }
+    });
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(supervise(monitor, tracker.clone(), fast(), cancel.clone()));
+    while tracker.get("m").is_none_or(|s| s.restarts < 7) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    cancel.cancel();
+    task.await.unwrap();
+    let seen = seen.lock().unwrap();
+    let crash: Vec<_> = seen.iter().filter(|(r, _)| r == "MonitorCrash").collect();
+    let degraded: Vec<_> = seen
+        .iter()
+        .filter(|(r, _)| r == "MonitorDegraded")
+        .collect();
+    // Crashes 1-4 are one `MonitorCrash` condition, 5-7 one `MonitorDegraded` condition.
+    assert!(!crash.is_empty() && !degraded.is_empty(), "{seen:?}");
+    assert!(
+        crash.iter().all(|(_, since)| *since == crash[0].1),
+        "{seen:?}"
+    );
+    assert!(
+        degraded.iter().all(|(_, since)| *since == degraded[0].1),
+        "{seen:?}"
+    );
+    assert!(degraded[0].1 > crash[0].1, "{seen:?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -104,6 +104,7 @@ impl Composite {
     /// [`check`](Probe::check) without the `ComponentProbePassed`/`ComponentProbeFailed`
     /// records, for a caller that logs transitions itself (the background probe loop,
     /// which would otherwise log every round).
+    #[cfg(feature = "daemon")]
     pub(crate) async fn check_quiet(&self) -> Result<(), ProbeError> {
         self.check_logged(false).await
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Probe, ProbeError, blocking, human_bytes, reason};
 use crate::Error;
-use crate::monitor::BoxFuture;
+use crate::boxed::BoxFuture;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Minimum {

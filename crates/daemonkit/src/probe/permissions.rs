@@ -9,7 +9,7 @@ use nix::unistd::{Gid, Group, Uid, User};
 
 use super::{Probe, ProbeError, blocking, octal, reason};
 use crate::Error;
-use crate::monitor::BoxFuture;
+use crate::boxed::BoxFuture;
 
 /// The permission bits a mode may carry: rwx for user, group and other, plus setuid,
 /// setgid and sticky.

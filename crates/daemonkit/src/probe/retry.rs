@@ -7,8 +7,8 @@ use tokio::time::Instant;
 
 use super::{Probe, ProbeError, check_caught, reason};
 use crate::Error;
+use crate::boxed::BoxFuture;
 use crate::duration::go_duration;
-use crate::monitor::BoxFuture;
 use crate::supervisor::backoff::Backoff;
 
 // ===== RetryPolicy =====

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use super::{Probe, ProbeError, check_caught};
-use crate::monitor::BoxFuture;
+use crate::boxed::BoxFuture;
 
 /// Wraps a probe and attaches an operator-facing `reason` and `resolution` to its failure.
 ///

@@ -11,7 +11,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 use super::{Probe, ProbeError, blocking, reason};
-use crate::monitor::BoxFuture;
+use crate::boxed::BoxFuture;
 
 /// What the test file is written with: small enough to cost nothing, not empty so the
 /// filesystem must allocate a block.

@@ -82,13 +82,13 @@ impl Limits {
 
 // ===== ControlPlaneBuilder =====
 
-/// Configures a control plane; [`bind`](Self::bind) checks the configuration and starts
-/// listening.
+/// Configures a control plane; [`build`](Self::build) checks the configuration and
+/// [`ControlPlane::bind`] starts listening.
 ///
 /// Created by [`ControlPlane::builder`]. Every method has a default, so
-/// `ControlPlane::builder(path).bind()` alone gives a working, hardened server.
+/// `ControlPlane::builder(path).build()?.bind()` alone gives a working, hardened server.
 ///
-/// Configuration mistakes (a bad component name, a zero timeout) are reported by `bind`,
+/// Configuration mistakes (a bad component name, a zero timeout) are reported by `build`,
 /// before anything is created on disk.
 pub struct ControlPlaneBuilder {
     pub(super) socket_path: PathBuf,
@@ -158,7 +158,7 @@ impl ControlPlaneBuilder {
     /// `{"status":"not ready","errors":[…]}` with the errors as [`StatusError`] JSON.
     ///
     /// Without one, `/ready` always answers 200. Like the status function, it runs on
-    /// every request and must be quick; `/health` never calls it. [`monitors_ready`]
+    /// every request and must be quick; `/health` never calls it. [`monitors_ready`](crate::status::monitors_ready)
     /// checks that every monitor of a tracker is running.
     pub fn ready<F>(mut self, ready: F) -> Self
     where
@@ -178,7 +178,7 @@ impl ControlPlaneBuilder {
     ///
     /// # Errors
     ///
-    /// [`bind`](Self::bind) fails with [`Error::InvalidName`] when `name` is empty, longer
+    /// [`build`](Self::build) fails with [`Error::InvalidName`] when `name` is empty, longer
     /// than 64 bytes, has a character other than `a-z`, `0-9`, `_` and `-`, is one of the
     /// reserved names `health`, `status`, `ready`, `metrics`, or was mounted already.
     pub fn component(mut self, name: impl Into<String>, routes: Router) -> Self {
@@ -208,7 +208,12 @@ impl ControlPlaneBuilder {
     /// - `daemonkit_monitor_state{monitor,state}` (gauge): 1 for the current state
     ///   (`running`, `degraded`, `backoff`, `stopped`), 0 for the other three;
     /// - `daemonkit_monitor_uptime_seconds{monitor}` (gauge): time since the current run
-    ///   began, 0 when not running.
+    ///   began, 0 when not running;
+    /// - `daemonkit_monitor_backoff_seconds{monitor}` (gauge): the delay before the next
+    ///   start while backing off after a crash, 0 otherwise.
+    ///
+    /// `contrib/prometheus/daemonkit.rules.yml` alerts on these (see the user guide's
+    /// "Alerting" section).
     ///
     /// `daemonkit_build_info{version}` is always exposed, with or without a tracker.
     pub fn metrics(mut self, tracker: &StatusTracker) -> Self {
@@ -255,7 +260,7 @@ impl ControlPlaneBuilder {
     }
 
     /// Serves `listener` (typically passed by systemd socket activation, see
-    /// [`crate::activation`]) instead of binding the socket path.
+    /// [`crate::systemd::activation`]) instead of binding the socket path.
     ///
     /// The socket file belongs to whoever created it: it is neither checked, nor chmod-ed,
     /// nor removed on shutdown.
@@ -267,7 +272,7 @@ impl ControlPlaneBuilder {
     /// Also serves the same routes over TCP on `addr` (e.g. `127.0.0.1:9464`), for
     /// Kubernetes `httpGet` probes and Prometheus scrapes. Off unless set.
     ///
-    /// Port 0 picks a free port; [`BoundControlPlane::tcp_addr`] tells which. TCP
+    /// Port 0 picks a free port; [`BoundControlPlane::tcp_addr`](super::BoundControlPlane::tcp_addr) tells which. TCP
     /// connections share the connection cap with the Unix socket.
     pub fn tcp(mut self, addr: SocketAddr) -> Self {
         self.tcp = Some(TcpSource::Addr(addr));

@@ -16,7 +16,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::{MonitorStatus, Snapshot, StatusTracker};
+use crate::{MonitorState, MonitorStatus, Snapshot, StatusTracker};
 
 /// The states of `daemonkit_monitor_state`, one sample each per monitor.
 const STATES: [&str; 5] = ["running", "degraded", "backoff", "stopped", "failed"];
@@ -151,6 +151,33 @@ impl Collector for KitCollector {
             });
             ConstGauge::new(uptime).encode(family.encode_family(&labels)?)?;
         }
+
+        encode_alerting_metrics(&mut encoder, &snapshots)?;
         Ok(())
     }
+}
+
+// ===== Metrics for alerting =====
+
+/// The per-monitor metrics that `contrib/prometheus/daemonkit.rules.yml` reads beyond the
+/// state, restarts and uptime: the current back-off, so an alert can say when the next start
+/// is due without parsing the `/status` state string.
+fn encode_alerting_metrics(
+    encoder: &mut DescriptorEncoder,
+    snapshots: &[(Option<&str>, Snapshot)],
+) -> Result<(), fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        "daemonkit_monitor_backoff",
+        "The delay the monitor waits before its next start after a crash; 0 when it is not backing off.",
+        Some(&Unit::Seconds),
+        MetricType::Gauge,
+    )?;
+    for (labels, status) in monitors(snapshots) {
+        let backoff = match status.state {
+            MonitorState::Backoff(delay) => delay.as_secs_f64(),
+            _ => 0.0,
+        };
+        ConstGauge::new(backoff).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }

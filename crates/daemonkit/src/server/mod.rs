@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `GET /health` | `200 {"status":"ok"}` whenever the process serves (pure liveness) |
 //! | `GET /status` | `200` and the JSON of the daemon's status function, verbatim (`{}` when none is set) |
-//! | `GET /ready` | `200 {"status":"ready"}`, or `503 {"status":"not ready","errors":[…]}` with [`StatusError`]s |
+//! | `GET /ready` | `200 {"status":"ready"}`, or `503 {"status":"not ready","errors":[…]}` with [`StatusError`](crate::StatusError)s |
 //! | `GET /metrics` | the Prometheus text exposition (see [`ControlPlaneBuilder::metrics`]) |
 //! | `/<component>/…` | a component's own routes (see [`ControlPlaneBuilder::component`]) |
 //!
@@ -21,8 +21,8 @@
 //! # The socket
 //!
 //! Binding never steals a live daemon's socket (another copy of the daemon fails with
-//! [`Error::SocketInUse`]), never removes anything that is not a socket
-//! ([`Error::SocketPathOccupied`]), and replaces a stale socket left by a crashed process.
+//! [`Error::SocketInUse`](crate::Error::SocketInUse)), never removes anything that is not a socket
+//! ([`Error::SocketPathOccupied`](crate::Error::SocketPathOccupied)), and replaces a stale socket left by a crashed process.
 //! The file has mode 0660 from the moment it appears at its path; its directory is created
 //! with mode 0750 when missing. On shutdown it is removed only if it is still the file this
 //! server created. A listener passed by systemd socket activation
