@@ -28,6 +28,10 @@
 //! target never followed), and every operation is made relative to the opened
 //! directory. See [`Pruner`] for the details. The crate is Unix-only.
 //!
+//! With the feature `monitor`, `Retention` runs a pruner every period as a
+//! daemonkit monitor, reporting a pass that could not remove everything as
+//! `degraded`. Without it the crate depends on neither daemonkit nor tokio.
+//!
 //! The library logs through `tracing` with stable `reason` keys —
 //! `PruneCompleted` (one summary per pass) at info, `RemoveFailed` at warn,
 //! `FileRemoved`, `FileProtected`, `FileVanished`, `NotARegularFile` and
@@ -76,6 +80,8 @@
 #![cfg(unix)]
 
 mod error;
+#[cfg(feature = "monitor")]
+mod monitor;
 mod pattern;
 mod pruner;
 mod report;
@@ -83,6 +89,8 @@ pub mod strategy;
 mod timestamp;
 
 pub use error::Error;
+#[cfg(feature = "monitor")]
+pub use monitor::{Retention, RetentionBuilder};
 pub use pattern::Pattern;
 pub use pruner::{Order, Pruner};
 pub use report::{Failure, Protected, RemovalReason, Removed, Report};
