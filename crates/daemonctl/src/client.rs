@@ -24,9 +24,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::{Request, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
@@ -152,11 +152,22 @@ fn check_peer(stream: &UnixStream, socket: &Path, dir_owner: u32) -> Result<(), 
 
 /// Sends `GET path` and returns the status and the body, within the target's limits.
 pub fn get(target: &Target, path: &str) -> Result<(StatusCode, Bytes), Failure> {
+    send(target, Method::GET, path, Bytes::new())
+}
+
+/// Sends `method path` with `body` and returns the status and the body, within the
+/// target's limits.
+pub fn send(
+    target: &Target,
+    method: Method,
+    path: &str,
+    body: Bytes,
+) -> Result<(StatusCode, Bytes), Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure(format!("cannot start the I/O runtime: {e}")))?;
-    let result = runtime.block_on(get_async(target, path));
+    let result = runtime.block_on(send_async(target, method, path, body));
     // Do not wait for a connection task stuck on a server that keeps sending.
     runtime.shutdown_background();
     result
@@ -164,22 +175,36 @@ pub fn get(target: &Target, path: &str) -> Result<(StatusCode, Bytes), Failure> 
 
 /// [`get`] inside a running runtime (current-thread, with I/O and time enabled).
 pub async fn get_async(target: &Target, path: &str) -> Result<(StatusCode, Bytes), Failure> {
+    send_async(target, Method::GET, path, Bytes::new()).await
+}
+
+async fn send_async(
+    target: &Target,
+    method: Method,
+    path: &str,
+    body: Bytes,
+) -> Result<(StatusCode, Bytes), Failure> {
     let dir_owner = check_socket_dir(target)?;
-    tokio::time::timeout(target.timeout, request(target, path, dir_owner))
-        .await
-        .unwrap_or_else(|_| {
-            Err(Failure(format!(
-                "the daemon on {} did not answer {path} completely within {} \
+    tokio::time::timeout(
+        target.timeout,
+        request(target, method, path, body, dir_owner),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(Failure(format!(
+            "the daemon on {} did not answer {path} completely within {} \
                  (is it overloaded or stuck? check its logs, or raise --timeout)",
-                escape::path(&target.socket),
-                crate::humanize(target.timeout)
-            )))
-        })
+            escape::path(&target.socket),
+            crate::humanize(target.timeout)
+        )))
+    })
 }
 
 async fn request(
     target: &Target,
+    method: Method,
     path: &str,
+    body: Bytes,
     dir_owner: u32,
 ) -> Result<(StatusCode, Bytes), Failure> {
     let socket = &target.socket;
@@ -212,9 +237,11 @@ async fn request(
     // The connection task ends with this exchange, answered or not (timeout, limit): a
     // server that keeps sending must not keep a `watch` loop reading.
     let _connection = AbortOnDrop(tokio::spawn(connection));
-    let request = Request::get(path)
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
         .header(hyper::header::HOST, "localhost")
-        .body(Empty::<Bytes>::new())
+        .body(Full::new(body))
         .map_err(|e| {
             Failure(format!(
                 "invalid request path \"{}\": {e}",

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod act;
 mod client;
 mod escape;
 mod events;
@@ -99,6 +100,43 @@ enum Command {
         #[arg(long)]
         wide: bool,
     },
+    /// Restart one monitor: cancel its run (or back-off) and start it again at once, its
+    /// back-off and crash streak reset; the other monitors are untouched. Allowed to root,
+    /// the daemon's user and whom the daemon names. Exit 0 done, 1 refused, 2 no answer.
+    Restart {
+        /// `MONITOR`, or `COMPONENT/MONITOR` for a daemon with components.
+        #[arg(value_name = "[COMPONENT/]MONITOR")]
+        monitor: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Stop one monitor and keep it stopped until `start` (exit codes as `restart`).
+    Stop {
+        /// `MONITOR`, or `COMPONENT/MONITOR`.
+        #[arg(value_name = "[COMPONENT/]MONITOR")]
+        monitor: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Start a stopped monitor (exit codes as `restart`).
+    Start {
+        /// `MONITOR`, or `COMPONENT/MONITOR`.
+        #[arg(value_name = "[COMPONENT/]MONITOR")]
+        monitor: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show the daemon's log filter, or set it (e.g. `debug`, `info,daemonkit=debug`),
+    /// optionally only for a while (`--for 10m`, then the previous filter comes back).
+    LogLevel {
+        /// The new filter; without one, the current filter is shown.
+        filter: Option<String>,
+        /// Revert to the previous filter after this long.
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        revert_after: Option<Duration>,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Check that the daemon answers (liveness). Exit code 0, or 2 when it does not.
     Health {
         #[command(flatten)]
@@ -146,7 +184,17 @@ fn humanize(d: Duration) -> String {
 }
 
 /// The commands that talk to a daemon (and so take `--socket`).
-const SOCKET_COMMANDS: [&str; 5] = ["status", "describe", "watch", "health", "get"];
+const SOCKET_COMMANDS: [&str; 9] = [
+    "status",
+    "describe",
+    "watch",
+    "restart",
+    "stop",
+    "start",
+    "log-level",
+    "health",
+    "get",
+];
 
 /// The clap definition with the resolved default socket printed in `--help`.
 fn command() -> clap::Command {
@@ -247,6 +295,22 @@ fn main() -> ExitCode {
             interval,
             wide,
         } => with_target(conn, &|t| status::watch(t, interval, wide)),
+        Command::Restart { monitor, conn } => {
+            with_target(conn, &|t| act::monitor(t, act::Action::Restart, &monitor))
+        }
+        Command::Stop { monitor, conn } => {
+            with_target(conn, &|t| act::monitor(t, act::Action::Stop, &monitor))
+        }
+        Command::Start { monitor, conn } => {
+            with_target(conn, &|t| act::monitor(t, act::Action::Start, &monitor))
+        }
+        Command::LogLevel {
+            filter,
+            revert_after,
+            conn,
+        } => with_target(conn, &|t| {
+            act::log_level(t, filter.as_deref(), revert_after)
+        }),
         Command::Health { conn } => with_target(conn, &status::health),
         Command::Get { path, conn } => with_target(conn, &|t| status::get_path(t, &path)),
         Command::Events { command } => events::run(command),

@@ -104,6 +104,15 @@ pub fn run(args: PruneArgs) -> ExitCode {
         }
     };
     let mut report = match pruner.prune(&args.dir, &pattern, args.keep) {
+        // The library treats a missing directory as "nothing yet" (for daemons); an operator
+        // who names one gets the error, as before.
+        Ok(report) if report.dir_missing => {
+            eprintln!(
+                "daemonctl: cannot open directory {}: No such file or directory (os error 2)",
+                args.dir.display()
+            );
+            return ExitCode::from(BAD_INPUT);
+        }
         Ok(report) => report,
         Err(err) => {
             eprintln!("daemonctl: {}", escape::text(&err.to_string()));

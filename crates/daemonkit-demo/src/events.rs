@@ -1,14 +1,30 @@
-//! The demo's milestones, written to a durable `daemonkit-eventlog` append log.
+//! The demo's milestones, written to a durable `daemonkit-eventlog` rotating log: one file
+//! per UTC day, `events-YYYYMMDD.jsonl`, pruned by the `pruner` monitor.
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use daemonkit::{MonitorState, StatusTracker};
-use daemonkit_eventlog::{Event, EventLog, Level};
+use daemonkit_eventlog::{Event, Level, RotatingLog, Rotation};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// The glob of the event-log files, one per day of start: `events-YYYYMMDD.jsonl`.
+/// The prefix of the event-log files: `events-YYYYMMDD.jsonl`, one per UTC day.
+pub const FILE_PREFIX: &str = "events";
+
+/// The glob of the event-log files (`Rotation::glob` of [`FILE_PREFIX`]).
 pub const FILE_PATTERN: &str = "events-*.jsonl";
+
+/// The event log once it is open, shared with the pruner so it never removes the live file.
+#[derive(Clone, Default)]
+pub struct LiveFile(Arc<OnceLock<RotatingLog>>);
+
+impl LiveFile {
+    /// The file being written now, once the log is open.
+    pub fn current_path(&self) -> Option<PathBuf> {
+        self.0.get().map(RotatingLog::current_path)
+    }
+}
 
 /// Sends milestones to a task that appends them to the event log, so a durable write
 /// (an fsync, milliseconds) never delays start-up or a supervisor.
@@ -21,12 +37,12 @@ pub struct EventWriter {
 
 impl EventWriter {
     /// Starts the writer task; the log is opened (and the directory created) there, at
-    /// the first milestone, so nothing is touched on disk before the daemon is ready.
-    pub fn start(dir: PathBuf) -> EventWriter {
+    /// the first milestone, so nothing is touched on disk before the daemon is ready, and
+    /// published through `live` for the pruner.
+    pub fn start(dir: PathBuf, live: LiveFile) -> EventWriter {
         let started = jiff::Timestamp::now();
-        let file_name = format!("events-{}.jsonl", started.strftime("%Y%m%d"));
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(write_all(dir, file_name, rx));
+        let task = tokio::spawn(write_all(dir, live, rx));
         let node_id = rustix::system::uname()
             .nodename()
             .to_string_lossy()
@@ -115,25 +131,24 @@ impl EventWriter {
     }
 }
 
-async fn write_all(
-    dir: PathBuf,
-    file_name: String,
-    mut rx: mpsc::UnboundedReceiver<Option<Event>>,
-) {
+async fn write_all(dir: PathBuf, live: LiveFile, mut rx: mpsc::UnboundedReceiver<Option<Event>>) {
     let Some(Some(first)) = rx.recv().await else {
         return;
     };
     let opened = {
-        let (dir, file_name) = (dir.clone(), file_name.clone());
+        let dir = dir.clone();
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)?;
-            EventLog::open_append(&dir, &file_name).map_err(std::io::Error::other)
+            let rotation = Rotation::daily(FILE_PREFIX).map_err(std::io::Error::other)?;
+            RotatingLog::open(&dir, rotation).map_err(std::io::Error::other)
         })
         .await
     };
     let log = match opened {
         Ok(Ok(log)) => {
-            tracing::info!(reason = "EventLogOpened", path = %log.path().display(), "event log opened");
+            tracing::info!(reason = "EventLogOpened", path = %log.current_path().display(), "event log opened");
+            // Set once, here; nobody else sets it.
+            let _ = live.0.set(log.clone());
             log
         }
         Ok(Err(err)) => {

@@ -181,6 +181,8 @@ fn run(args: Args) -> Exit {
         "daemonkit-demo starting"
     );
 
+    // The event log's live file, shared with the pruner so it is never pruned.
+    let live = events::LiveFile::default();
     let mut control_plane = ControlPlane::builder(&socket);
     if let Some(addr) = args.metrics_addr {
         control_plane = control_plane.tcp(addr);
@@ -196,6 +198,7 @@ fn run(args: Args) -> Exit {
         args.prune_every,
         args.retention,
         args.keep,
+        live.clone(),
     ));
     if let Some(dir) = &args.require_dir {
         retention = retention.probe(WriteTest::new(dir).tagged(
@@ -229,7 +232,7 @@ fn run(args: Args) -> Exit {
         // Milestones go to the durable event log from a task of their own, so the fsyncs
         // never delay start-up (READY=1) or a supervisor; the log is opened at the first
         // milestone, once the daemon is ready.
-        let events = events::EventWriter::start(state_dir);
+        let events = events::EventWriter::start(state_dir, live);
         if let Some(core) = daemon.component_tracker("core") {
             events.record_degraded_streaks(core, degraded_every);
         }

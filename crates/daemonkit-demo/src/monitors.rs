@@ -124,25 +124,35 @@ impl Connectivity for Watcher {
 }
 
 /// Prunes the event-log directory every `every`: daily files older than `retention`, and
-/// never more than `keep` files. A failed pass is a crash (restarted with back-off).
-pub fn pruner(dir: PathBuf, every: Duration, retention: Duration, keep: usize) -> Arc<dyn Monitor> {
+/// never more than `keep` files. The file the event log writes now is never removed: it is
+/// passed as protected, and the pruner also skips any file a writer holds locked. A failed
+/// pass is a crash (restarted with back-off).
+pub fn pruner(
+    dir: PathBuf,
+    every: Duration,
+    retention: Duration,
+    keep: usize,
+    live: crate::events::LiveFile,
+) -> Arc<dyn Monitor> {
     monitor_fn("pruner", move |cancel| {
-        let dir = dir.clone();
+        let (dir, live) = (dir.clone(), live.clone());
         async move {
-            // `events-YYYYMMDD.jsonl`, as the event writer names them.
+            // `events-YYYYMMDD.jsonl`, as the rotating event log names them.
             let pattern = Pattern::new(crate::events::FILE_PATTERN)?;
             let strategy = FilenameTimestamp::new("%Y%m%d", retention)?;
-            let pruner = Arc::new(Pruner::new(strategy));
+            let base = Pruner::new(strategy);
             let mut ticks = tokio::time::interval(every);
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => return Ok(()),
                     _ = ticks.tick() => {}
                 }
-                if !dir.exists() {
-                    continue; // nothing written yet
-                }
-                let (pruner, pattern, dir) = (pruner.clone(), pattern.clone(), dir.clone());
+                // Read again each pass: the live file changes at midnight UTC.
+                let pruner = match live.current_path() {
+                    Some(path) => base.clone().protect(path),
+                    None => base.clone(),
+                };
+                let (pattern, dir) = (pattern.clone(), dir.clone());
                 // Directory scans and unlinks block: keep them off the async workers.
                 let report =
                     tokio::task::spawn_blocking(move || pruner.prune(&dir, &pattern, keep))

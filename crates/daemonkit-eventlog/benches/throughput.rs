@@ -1,9 +1,12 @@
 //! Durable events per second with 1, 16 and 64 concurrent writers: this crate's group commit
-//! against the seed's design (one mutex around write + fsync per event), measured in the same
-//! run on the same disk.
+//! against the seed's design (one mutex around write + fsync per event), and the rotating log
+//! against the plain one, all measured in the same run on the same disk; then the latency of
+//! the append that crosses a day boundary (opens the next file) against an ordinary append.
 //!
 //! Run: `cargo bench -p daemonkit-eventlog`. Options after `--`: `--secs S` per measurement
-//! (default 2), `--rounds R` (default 3; the median is reported), `--writers 1,16,64`.
+//! (default 2), `--rounds R` (default 3; the median is reported), `--writers 1,16,64`,
+//! `--crossings N` (default 30). With `BENCH_JSON=<file>`, one JSON object per figure is
+//! appended to the file (see docs/benchmarks.md for the names).
 //!
 //! Files go under Cargo's target tmp dir, which must be on a real disk, not tmpfs: on tmpfs a
 //! sync costs nothing and both designs measure only the CPU.
@@ -15,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use daemonkit_eventlog::{Event, EventLog, Level};
+use daemonkit_eventlog::{Event, EventLog, Level, RotatingLog, Rotation};
 
 const WRITER_COUNTS: [usize; 3] = [1, 16, 64];
 
@@ -58,6 +61,24 @@ impl SeedLog {
 enum Design {
     Seed,
     GroupCommit,
+    Rotating,
+}
+
+/// One of the logs under test, open.
+enum Open {
+    Seed(SeedLog),
+    Plain(EventLog),
+    Rotating(RotatingLog),
+}
+
+impl Open {
+    fn log(&self, event: &Event) {
+        match self {
+            Open::Seed(log) => log.log(event),
+            Open::Plain(log) => log.log(event).expect("log"),
+            Open::Rotating(log) => log.log(event).expect("log"),
+        }
+    }
 }
 
 /// This process's count of write system calls so far (`syscw` in `/proc/self/io`).
@@ -79,17 +100,24 @@ struct Measurement {
     per_sync: Option<f64>,
 }
 
-/// Runs `writers` threads logging as fast as they can for `secs`.
-fn measure(design: Design, writers: usize, secs: f64, path: &Path) -> Measurement {
-    let _ = fs::remove_file(path);
-    let dir = path.parent().expect("bench file has a parent");
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("utf-8 name");
-    let seed = (design == Design::Seed).then(|| SeedLog::open(path));
-    let group = (design == Design::GroupCommit)
-        .then(|| EventLog::open_append(dir, name).expect("open event log"));
+/// Runs `writers` threads logging as fast as they can for `secs`, in an empty `dir`.
+///
+/// The rotating log runs with the system clock: no day boundary falls in a measurement (unless
+/// one runs across midnight UTC), so this is its cost outside the rotation instant — the
+/// per-batch checks of the clock and of the file's identity.
+fn measure(design: Design, writers: usize, secs: f64, dir: &Path) -> Measurement {
+    let _ = fs::remove_dir_all(dir);
+    fs::create_dir_all(dir).expect("create bench dir");
+    let log = match design {
+        Design::Seed => Open::Seed(SeedLog::open(&dir.join("bench.jsonl"))),
+        Design::GroupCommit => {
+            Open::Plain(EventLog::open_append(dir, "bench.jsonl").expect("open event log"))
+        }
+        Design::Rotating => Open::Rotating(
+            RotatingLog::open(dir, Rotation::daily("bench").expect("valid prefix"))
+                .expect("open rotating log"),
+        ),
+    };
     let stop = AtomicBool::new(false);
     let total = AtomicU64::new(0);
     let barrier = Barrier::new(writers + 1);
@@ -97,7 +125,7 @@ fn measure(design: Design, writers: usize, secs: f64, path: &Path) -> Measuremen
     let writes_before = write_syscalls();
     let elapsed = std::thread::scope(|s| {
         for w in 0..writers {
-            let (seed, group, stop, total, barrier) = (&seed, &group, &stop, &total, &barrier);
+            let (log, stop, total, barrier) = (&log, &stop, &total, &barrier);
             s.spawn(move || {
                 let mut event = Event::new(
                     Level::Info,
@@ -110,11 +138,7 @@ fn measure(design: Design, writers: usize, secs: f64, path: &Path) -> Measuremen
                 barrier.wait();
                 while !stop.load(Ordering::Relaxed) {
                     event.msg = format!("writer {w} event {n}: upgrade step completed");
-                    match (seed, group) {
-                        (Some(seed), _) => seed.log(&event),
-                        (_, Some(group)) => group.log(&event).expect("log"),
-                        _ => unreachable!("one design is open"),
-                    }
+                    log.log(&event);
                     n += 1;
                 }
                 total.fetch_add(n, Ordering::Relaxed);
@@ -133,9 +157,78 @@ fn measure(design: Design, writers: usize, secs: f64, path: &Path) -> Measuremen
         (Some(before), Some(after)) if after > before => Some(events / (after - before) as f64),
         _ => None,
     };
-    drop((seed, group));
-    let _ = fs::remove_file(path);
+    drop(log);
+    let _ = fs::remove_dir_all(dir);
     Measurement { rate, per_sync }
+}
+
+/// Latency of single appends from one writer to a rotating log whose injected clock is moved
+/// past midnight before every other append: (median ordinary append, median crossing append),
+/// in microseconds. The crossing append opens the next day's file (create, lock, directory
+/// fsync) before its write and fdatasync.
+fn crossing_latency(crossings: usize, dir: &Path) -> (f64, f64) {
+    let _ = fs::remove_dir_all(dir);
+    fs::create_dir_all(dir).expect("create bench dir");
+    let day = std::sync::Arc::new(AtomicU64::new(20_000)); // days since the epoch
+    let clock = {
+        let day = day.clone();
+        move || {
+            let days = day.load(Ordering::SeqCst) as i64;
+            jiff::Timestamp::from_second(days * 86_400 + 3_600).expect("in range")
+        }
+    };
+    let log = RotatingLog::open(dir, Rotation::daily("bench").expect("prefix").clock(clock))
+        .expect("open rotating log");
+    let event = Event::new(
+        Level::Info,
+        "BenchmarkMilestone",
+        "one event of the crossing bench",
+        "bench",
+        "node-3",
+    );
+    let time = |log: &RotatingLog| {
+        let start = Instant::now();
+        log.log(&event).expect("log");
+        start.elapsed().as_secs_f64() * 1e6
+    };
+    time(&log); // warm-up
+    let (mut ordinary, mut crossing) = (Vec::new(), Vec::new());
+    for _ in 0..crossings {
+        ordinary.push(time(&log));
+        day.fetch_add(1, Ordering::SeqCst);
+        crossing.push(time(&log));
+    }
+    drop(log);
+    let _ = fs::remove_dir_all(dir);
+    (median(ordinary), median(crossing))
+}
+
+/// Appends one figure to `$BENCH_JSON`, if set.
+fn bench_json(figure: &str, value: f64, unit: &str, baseline: Option<f64>) {
+    let Some(path) = std::env::var_os("BENCH_JSON") else {
+        return;
+    };
+    let mut line = serde_json::json!({
+        "bench": "eventlog-throughput",
+        "figure": figure,
+        "value": value,
+        "unit": unit,
+    });
+    // The key is there only when the figure has a same-run baseline.
+    if let Some(baseline) = baseline {
+        line["baseline"] = serde_json::json!(baseline);
+    }
+    let written = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| writeln!(f, "{line}"));
+    if let Err(e) = written {
+        eprintln!(
+            "cannot append to BENCH_JSON={}: {e}",
+            path.to_string_lossy()
+        );
+    }
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -151,8 +244,12 @@ fn arg(name: &str) -> Option<String> {
 }
 
 fn main() {
+    let started = Instant::now();
     let secs: f64 = arg("--secs").and_then(|s| s.parse().ok()).unwrap_or(2.0);
     let rounds: usize = arg("--rounds").and_then(|s| s.parse().ok()).unwrap_or(3);
+    let crossings: usize = arg("--crossings")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
     let writer_counts: Vec<usize> = arg("--writers")
         .map(|list| {
             list.split(',')
@@ -161,40 +258,99 @@ fn main() {
         })
         .unwrap_or_else(|| WRITER_COUNTS.to_vec());
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("eventlog-bench");
-    fs::create_dir_all(&dir).expect("create bench dir");
-    let path = dir.join("bench.jsonl");
 
     println!("daemonkit-eventlog throughput: durable events/s (median of {rounds} x {secs} s)");
     println!("directory: {}", dir.display());
     println!();
     println!(
-        "{:>7} | {:>26} | {:>19} | {:>7} | {:>15}",
-        "writers", "seed: mutex+fsync/event", "group commit", "speedup", "events per sync"
+        "{:>7} | {:>12} | {:>12} | {:>7} | {:>9} | {:>12} | {:>9}",
+        "writers", "seed", "group commit", "speedup", "per sync", "rotating", "rot/plain*"
     );
     println!(
-        "{:-<7}-+-{:-<26}-+-{:-<19}-+-{:-<7}-+-{:-<15}",
-        "", "", "", "", ""
+        "{:-<7}-+-{:-<12}-+-{:-<12}-+-{:-<7}-+-{:-<9}-+-{:-<12}-+-{:-<9}",
+        "", "", "", "", "", "", ""
     );
     for writers in writer_counts {
-        let mut seed = Vec::new();
-        let mut group = Vec::new();
-        let mut per_sync = Vec::new();
+        let (mut seed, mut group, mut rotating, mut per_sync, mut paired) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
-            // Interleave the designs so drift in the disk's speed hits both alike.
-            seed.push(measure(Design::Seed, writers, secs, &path).rate);
-            let m = measure(Design::GroupCommit, writers, secs, &path);
+            // Interleave the designs so drift in the disk's speed hits all alike.
+            seed.push(measure(Design::Seed, writers, secs, &dir).rate);
+            let m = measure(Design::GroupCommit, writers, secs, &dir);
             group.push(m.rate);
             per_sync.extend(m.per_sync);
+            let r = measure(Design::Rotating, writers, secs, &dir).rate;
+            rotating.push(r);
+            // The rotating log against the plain one measured just before it: pairs cancel
+            // most of the drift of a shared disk.
+            paired.push(r / m.rate);
         }
-        let (seed, group) = (median(seed), median(group));
-        let per_sync = if per_sync.is_empty() {
-            "n/a".to_owned()
-        } else {
-            format!("{:.1}", median(per_sync))
-        };
+        let (seed, group, rotating) = (median(seed), median(group), median(rotating));
+        let paired = median(paired);
+        let per_sync = (!per_sync.is_empty()).then(|| median(per_sync));
         println!(
-            "{writers:>7} | {seed:>26.0} | {group:>19.0} | {:>6.1}x | {per_sync:>15}",
-            group / seed
+            "{writers:>7} | {seed:>12.0} | {group:>12.0} | {:>6.1}x | {:>9} | {rotating:>12.0} | {:>8.3}x",
+            group / seed,
+            per_sync.map_or("n/a".to_owned(), |p| format!("{p:.1}")),
+            paired
         );
+        bench_json(&format!("events_w{writers}"), group, "events/s", Some(seed));
+        bench_json(
+            &format!("rotating_w{writers}"),
+            rotating,
+            "events/s",
+            Some(group),
+        );
+        bench_json(
+            &format!("rotating_vs_plain_w{writers}"),
+            paired,
+            "ratio",
+            None,
+        );
+        if let Some(p) = per_sync {
+            bench_json(&format!("events_per_sync_w{writers}"), p, "events", None);
+        }
     }
+
+    println!(
+        "* median of the per-round ratios (each rotating run against the plain run before it)"
+    );
+
+    // The rotation's own cost per batch (clock read, identity checks), without the disk:
+    // one writer on tmpfs, where a sync returns at once, so the time per append is CPU.
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        let shm_dir = shm.join(format!("eventlog-bench-{}", std::process::id()));
+        let (mut plain, mut rotating) = (Vec::new(), Vec::new());
+        for _ in 0..rounds.max(5) {
+            plain.push(1e6 / measure(Design::GroupCommit, 1, secs / 2.0, &shm_dir).rate);
+            rotating.push(1e6 / measure(Design::Rotating, 1, secs / 2.0, &shm_dir).rate);
+        }
+        let (plain, rotating) = (median(plain), median(rotating));
+        println!();
+        println!(
+            "append cost without a disk (tmpfs, 1 writer, median of {} rounds):",
+            rounds.max(5)
+        );
+        println!("    plain log                        {plain:>9.2} us");
+        println!(
+            "    rotating log                     {rotating:>9.2} us  ({:+.2} us per batch: clock read, fstat, lstat x2)",
+            rotating - plain
+        );
+        bench_json("rotating_tmpfs_append_us", rotating, "us", Some(plain));
+    }
+
+    let (ordinary, crossing) = crossing_latency(crossings, &dir);
+    println!();
+    println!("append latency, 1 writer, median of {crossings} each:");
+    println!("    ordinary append                  {ordinary:>9.0} us");
+    println!(
+        "    append crossing a day boundary   {crossing:>9.0} us  ({:.1}x: opens, locks and syncs the new file's directory entry)",
+        crossing / ordinary
+    );
+    bench_json("rotation_append_us", crossing, "us", Some(ordinary));
+    println!(
+        "\ntotal bench time: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 
 use crate::event::Field;
+use crate::state_file::StateFileProblem;
 
 /// Everything that can go wrong when opening, writing or reading an event log.
 ///
@@ -95,6 +96,59 @@ pub enum Error {
         /// What went wrong: no runtime, or the runtime shut down before the write ran.
         detail: String,
     },
+
+    /// A [`StateFile`](crate::StateFile) exists but is not one whole state as
+    /// [`StateFile::write`](crate::StateFile::write) leaves it: torn, damaged, or a foreign file.
+    ///
+    /// A missing state file is not an error: [`StateFile::read`](crate::StateFile::read) returns
+    /// `Ok(None)`.
+    #[error("state file {} is corrupt: {problem}", path.display())]
+    CorruptStateFile {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: StateFileProblem,
+    },
+
+    /// A state is larger than its [`StateFile`](crate::StateFile)'s limit: a file found on disk
+    /// (refused unread), or a state given to write (refused, since it could not be read back).
+    #[error(
+        "state file {}: {len} bytes, over its limit of {limit} bytes; \
+         raise the limit with StateFile::max_len if the state is meant to be this large",
+        path.display()
+    )]
+    StateFileTooLarge {
+        /// The state file.
+        path: PathBuf,
+        /// The size found or given, in bytes: the content's, or for a file refused unread, the
+        /// whole file's (header line included).
+        len: u64,
+        /// The limit on the content, in bytes.
+        limit: u64,
+    },
+
+    /// A value given to [`StateFile::write_json`](crate::StateFile::write_json) cannot be
+    /// encoded as JSON (e.g. a map with non-string keys).
+    #[error("cannot encode the state for {} as JSON: {source}", path.display())]
+    StateEncode {
+        /// The state file.
+        path: PathBuf,
+        /// The encoder's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A state file is intact (its checksum matches) but does not decode as the type asked of
+    /// [`StateFile::read_json`](crate::StateFile::read_json): written by another version or
+    /// program.
+    #[error("state file {} is intact but does not decode as the expected type: {source}", path.display())]
+    StateDecode {
+        /// The state file.
+        path: PathBuf,
+        /// The decoder's error.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 fn join_fields(fields: &[Field]) -> String {
@@ -129,6 +183,14 @@ pub enum Op {
     Sync,
     /// Flushing a directory to stable storage after a file was created in it.
     SyncDirectory,
+    /// Reading a file's identity (`fstat`/`lstat`) to notice it was removed or replaced.
+    Stat,
+    /// Listing the log directory for the files of a rotating set.
+    ListDirectory,
+    /// Renaming a state file's temporary file over the state file.
+    Rename,
+    /// Setting a new state file's permissions to the mode asked for.
+    SetMode,
 }
 
 impl fmt::Display for Op {
@@ -144,6 +206,10 @@ impl fmt::Display for Op {
             Op::Write => "write to",
             Op::Sync => "sync",
             Op::SyncDirectory => "sync directory",
+            Op::Stat => "check the identity of",
+            Op::ListDirectory => "list",
+            Op::Rename => "rename a temporary file over",
+            Op::SetMode => "set the mode of",
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The event type and its one-line JSON form, byte-compatible with the Go daemonkit.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 
@@ -11,23 +12,30 @@ use crate::Error;
 
 // ===== impl Level =====
 
-/// How a milestone ended: it happened ([`Level::Info`]) or it failed terminally ([`Level::Error`]).
+/// How a milestone ended: it happened ([`Level::Info`]), it happened in a degraded or
+/// policy-notable way ([`Level::Warn`]), or it failed terminally ([`Level::Error`]).
 ///
-/// Written as `"INFO"` or `"ERROR"`. There is deliberately no debug or warning level: retries,
-/// backoff and transient trouble belong in operational logging, not in the audit trail.
+/// Written as `"INFO"`, `"WARN"` or `"ERROR"`, the three levels of the Go daemonkit (`WARN` since
+/// its v0.2.0). `WARN` is for a milestone that completed with a notable compromise — an optional
+/// artifact skipped, a safety check deliberately bypassed — not for retries, back-off or
+/// transient trouble: those belong in operational logging, not in the audit trail. There is
+/// deliberately no debug level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Level {
     /// The milestone happened. Written as `"INFO"`.
     Info,
+    /// The milestone happened in a degraded or policy-notable way. Written as `"WARN"`.
+    Warn,
     /// The milestone failed terminally. Written as `"ERROR"`.
     Error,
 }
 
 impl Level {
-    /// The level as written in the file: `"INFO"` or `"ERROR"`.
+    /// The level as written in the file: `"INFO"`, `"WARN"` or `"ERROR"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Info => "INFO",
+            Level::Warn => "WARN",
             Level::Error => "ERROR",
         }
     }
@@ -35,6 +43,7 @@ impl Level {
     fn parse(s: &str) -> Option<Level> {
         match s {
             "INFO" => Some(Level::Info),
+            "WARN" => Some(Level::Warn),
             "ERROR" => Some(Level::Error),
             _ => None,
         }
@@ -90,19 +99,22 @@ impl fmt::Display for Field {
 
 /// A lifecycle milestone: one line of an event log.
 ///
-/// Every field is required; [`EventLog::log`](crate::EventLog::log) rejects an event with empty
-/// strings, naming every empty field (see [`Error::MissingFields`]). The line it becomes is exactly
-/// the one the Go daemonkit writes for the same values:
+/// Every field but [`metadata`](Event::metadata) is required; [`EventLog::log`](crate::EventLog::log)
+/// rejects an event with empty strings, naming every empty field (see [`Error::MissingFields`]).
+/// The line it becomes is exactly the one the Go daemonkit writes for the same values:
 ///
 /// ```text
 /// {"ts":"2026-06-19T12:00:00.5Z","level":"INFO","reason":"UpgradeStarted","msg":"begin upgrade to v0.75.0","operationId":"upgrade-20260619T120000Z","nodeId":"node-3"}
+/// {"ts":"2026-06-19T12:00:01Z","level":"WARN","reason":"FileSkipped","msg":"optional artifact skipped","operationId":"upgrade-20260619T120000Z","nodeId":"node-3","metadata":{"artifact":"docs.tar","why":"not found"}}
 /// ```
 ///
 /// * keys in this order; `ts` in UTC as RFC 3339 with nanosecond precision, trailing zeros of the
 ///   fraction dropped, and a `Z` suffix (Go's `time.RFC3339Nano`);
-/// * strings escaped as Go's `encoding/json` escapes them, including `<`, `>`, `&`, U+2028 and
-///   U+2029 as `\u003c`, `\u003e`, `\u0026`, `\u2028` and `\u2029`, so both implementations write
-///   identical bytes for identical events.
+/// * `metadata` (Go's `map[string]string` with `omitempty`, since its v0.4.0) last, and only when
+///   it holds at least one pair; its keys sorted by their bytes, as Go sorts map keys;
+/// * strings (metadata keys included) escaped as Go's `encoding/json` escapes them, including
+///   `<`, `>`, `&`, U+2028 and U+2029 as `\u003c`, `\u003e`, `\u0026`, `\u2028` and `\u2029`, so
+///   both implementations write identical bytes for identical events.
 ///
 /// # Examples
 ///
@@ -112,6 +124,11 @@ impl fmt::Display for Field {
 /// let event = Event::new(Level::Info, "UpgradeStarted", "begin upgrade to v0.75.0", "upgrade-1", "node-3");
 /// assert_eq!(event.level.as_str(), "INFO");
 /// assert!(event.ts <= jiff::Timestamp::now());
+/// assert!(event.metadata.is_empty());
+///
+/// let skipped = Event::new(Level::Warn, "FileSkipped", "optional artifact skipped", "upgrade-1", "node-3")
+///     .with_metadata("artifact", "docs.tar");
+/// assert_eq!(skipped.metadata["artifact"], "docs.tar");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -130,6 +147,9 @@ pub struct Event {
     pub operation_id: String,
     /// The node it happened on.
     pub node_id: String,
+    /// Optional key-value pairs that do not fit the fixed fields (e.g. `scheduled_time`,
+    /// `artifact_hash`); written as the `metadata` object only when not empty.
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl Event {
@@ -148,7 +168,15 @@ impl Event {
             msg: msg.into(),
             operation_id: operation_id.into(),
             node_id: node_id.into(),
+            metadata: BTreeMap::new(),
         }
+    }
+
+    /// The event with one more metadata pair (replacing an earlier value of the same key).
+    #[must_use]
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Event {
+        self.metadata.insert(key.into(), value.into());
+        self
     }
 
     /// Appends the event's line, newline included, to `out`.
@@ -182,6 +210,7 @@ impl Event {
             msg: &self.msg,
             operation_id: &self.operation_id,
             node_id: &self.node_id,
+            metadata: &self.metadata,
         };
         let mut serializer = serde_json::Serializer::with_formatter(&mut *out, GoFormatter);
         // Serialising a struct of strings into a Vec cannot fail: the only errors serde_json
@@ -227,8 +256,9 @@ impl Event {
             }
             .to_string());
         }
-        let level = Level::parse(&level)
-            .ok_or_else(|| format!("level {level:?} is not one of \"INFO\", \"ERROR\""))?;
+        let level = Level::parse(&level).ok_or_else(|| {
+            format!("level {level:?} is not one of \"INFO\", \"WARN\", \"ERROR\"")
+        })?;
         Ok(Event {
             ts,
             level,
@@ -236,6 +266,7 @@ impl Event {
             msg,
             operation_id,
             node_id,
+            metadata: raw.metadata.unwrap_or_default(),
         })
     }
 }
@@ -251,6 +282,8 @@ struct WireEvent<'a> {
     operation_id: &'a str,
     #[serde(rename = "nodeId")]
     node_id: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    metadata: &'a BTreeMap<String, String>,
 }
 
 /// What a line may hold; `None` and `""` both count as missing so every missing field can be named.
@@ -265,6 +298,9 @@ struct RawEvent {
     operation_id: Option<String>,
     #[serde(rename = "nodeId")]
     node_id: Option<String>,
+    /// Go writes `map[string]string`; `null` (a nil map marshalled without `omitempty`) reads as
+    /// empty.
+    metadata: Option<BTreeMap<String, String>>,
 }
 
 /// Go's `time.Time{}`, which Go's `Event.validate` treats as a missing `Ts`.

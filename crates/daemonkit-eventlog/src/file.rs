@@ -136,18 +136,38 @@ fn set_mode(file: &File, path: &Path) -> Result<(), Error> {
         })
 }
 
+/// How many times [`lock`] tries before reporting [`Error::Locked`], [`LOCK_PAUSE`] apart.
+const LOCK_ATTEMPTS: u32 = 10;
+/// The pause between two attempts of [`lock`].
+const LOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Takes the exclusive, non-blocking writer's lock on `file` (released when the file is closed).
+///
+/// A pruner that follows the lock convention (daemonkit-filepruner) holds a shared lock on a
+/// file for the few system calls it takes to check and remove it; a conflict is therefore
+/// retried for about 10 ms before it is reported as another writer.
 pub(crate) fn lock(file: &File, path: &Path) -> Result<(), Error> {
-    match rustix::fs::flock(file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(()),
-        Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::Locked {
-            path: path.to_path_buf(),
-        }),
-        Err(errno) => Err(Error::Io {
-            op: Op::Lock,
-            path: path.to_path_buf(),
-            source: errno.into(),
-        }),
+    let mut attempt = 1;
+    loop {
+        match rustix::fs::flock(file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::WOULDBLOCK) if attempt < LOCK_ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(LOCK_PAUSE);
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(errno) => {
+                return Err(Error::Io {
+                    op: Op::Lock,
+                    path: path.to_path_buf(),
+                    source: errno.into(),
+                });
+            }
+        }
     }
 }
 

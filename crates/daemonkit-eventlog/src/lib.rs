@@ -10,8 +10,13 @@
 //!   ([`CONSENSUS_PREFIX`] names it as Go does).
 //! * [`EventLog::open_append`]: one file that grows across opens; a partial last line left by a
 //!   crash is cut (and saved aside) before appending, see [`TornTailRepair`].
+//! * [`RotatingLog::open`]: a daemon's audit trail, one file per UTC day
+//!   (`<prefix>-YYYYMMDD.jsonl`, optionally also split by size, see [`Rotation`]) — the
+//!   recommended shape for a long-running daemon, pruned with daemonkit-filepruner;
+//!   [`list_event_files`] lists a set's files in order.
 //! * [`EventLog::log`] for threads, [`EventLog::log_async`] for tokio tasks.
-//! * [`read_events`] to read a file back, reporting each malformed line with its number.
+//! * [`read_events`] to read a file back, reporting each malformed line with its number;
+//!   [`read_events_from`] resumes at an [`Events::offset`] to read only what was appended.
 //!
 //! This is not operational logging: use `tracing` for that. This crate itself reports through
 //! `tracing` (records carry a stable `reason`, e.g. `TornTailRepaired`) and prints nothing.
@@ -78,9 +83,13 @@ mod file;
 mod log;
 mod reader;
 mod repair;
+mod rotate;
+mod state_file;
 
 pub use error::{Error, NameProblem, Op};
 pub use event::{Event, Field, Level};
 pub use log::{CONSENSUS_PREFIX, EventLog};
-pub use reader::{Events, read_events};
+pub use reader::{Events, read_events, read_events_from};
 pub use repair::TornTailRepair;
+pub use rotate::{Clock, EventFile, RotatingLog, Rotation, SystemClock, list_event_files};
+pub use state_file::{DEFAULT_MAX_LEN, StateFile, StateFileProblem};

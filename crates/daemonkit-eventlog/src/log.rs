@@ -4,6 +4,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
 use std::mem;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use crate::file::{
     absolute_dir, check_name, check_prefix, lock, open_log_file, sync_directory_and_ancestors,
 };
 use crate::repair::{TornTailRepair, repair_torn_tail};
+use crate::rotate::{Rotation, RotationCause, SegmentKey, Target};
 use crate::{Error, Event, Op};
 
 /// The prefix the Go daemonkit gives per-operation logs: `consensus-<operationId>.jsonl`.
@@ -45,9 +47,24 @@ pub const CONSENSUS_PREFIX: &str = "consensus-";
 /// # One writer per file
 ///
 /// Opening takes an exclusive `flock` on the file; a second `EventLog` for the same file, in this
-/// process or another, gets [`Error::Locked`]. Torn-tail repair and the roll-back after a failed
+/// process or another, gets [`Error::Locked`] (after about 10 ms of retries: a pruner following
+/// the same convention holds a shared lock for the few system calls it takes to judge a file).
+/// The lock is also what keeps the live file from being pruned: daemonkit-filepruner skips
+/// files a writer holds locked. Torn-tail repair and the roll-back after a failed
 /// write both rely on knowing where the last complete line ends, which a second writer would
 /// change behind this one's back.
+///
+/// # A removed or replaced file
+///
+/// Before writing each batch, and again after syncing it, the writer checks that its path still
+/// names the file it holds open (the open file's link count is not 0 and the path's device and
+/// inode are the open file's). If an operator's `rm`, a foreign log rotator or a pruner that
+/// ignores the lock removed or replaced it, the writer recreates the file (or opens what is now
+/// at the path, under the same rules as opening), logs a `tracing` warning with
+/// `reason = "EventLogFileReplaced"` and the path, and writes the batch there — so no event is
+/// ever acknowledged into an inode no name reaches. A file removed between the write and the
+/// sync gets the batch again in the new file; if the old file was renamed rather than removed,
+/// those lines are then in both. Events acknowledged before the removal are gone with the file.
 ///
 /// # Errors while writing
 ///
@@ -80,15 +97,41 @@ pub struct EventLog {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    path: PathBuf,
-    /// Written only by the caller that has set `State::writing`; `&File` is `Write`, so that caller
-    /// needs no lock while the write and sync run.
-    file: File,
+/// The writer shared by [`EventLog`] and [`RotatingLog`](crate::RotatingLog): group commit over
+/// a [`Segment`] that a leader may switch (rotation, a removed file) between batches.
+pub(crate) struct Inner {
+    dir: PathBuf,
+    /// The path of the file opened first: for an [`EventLog`], its only path.
+    first_path: PathBuf,
+    /// How a rotating log names and switches its files; `None` for a single-file log.
+    rotation: Option<Rotation>,
+    /// The file being written. Locked only by the caller that has set `State::writing`, so it is
+    /// never contended; it is a mutex only to hand the segment from one leader to the next.
+    segment: Mutex<Segment>,
+    /// The path of the file being written, for [`RotatingLog::current_path`](crate::RotatingLog::current_path)
+    /// (kept apart from `segment`, which is held across a sync).
+    current_path: Mutex<PathBuf>,
     state: Mutex<State>,
     /// Signalled when a line is queued, for a leader gathering its batch.
     gathered: Condvar,
     repair: Option<TornTailRepair>,
+}
+
+/// One open file of a log and what the writer knows about it.
+pub(crate) struct Segment {
+    /// Written only by the leader; `&File` is `Write`.
+    pub(crate) file: File,
+    pub(crate) path: PathBuf,
+    /// The file's place in a rotating set; `None` for a single-file log.
+    pub(crate) key: Option<SegmentKey>,
+    /// The identity of the inode opened, to notice the path being removed or replaced.
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    /// The file's length after its last durable line.
+    pub(crate) good_len: u64,
+    /// The file may hold bytes past `good_len`: rolling back a failed batch failed too, so the
+    /// next batch must first cut the file back.
+    pub(crate) dirty: bool,
 }
 
 struct State {
@@ -98,11 +141,6 @@ struct State {
     current: Arc<Batch>,
     /// A caller is writing and syncing a batch (without holding the lock).
     writing: bool,
-    /// The file's length after its last durable line.
-    good_len: u64,
-    /// The file may hold bytes past `good_len`: rolling back a failed batch failed too, so the
-    /// next batch must first cut the file back.
-    dirty: bool,
     /// An empty buffer kept for the next batch, so steady logging does not reallocate.
     spare: Vec<u8>,
     /// Lines in `queue`.
@@ -124,9 +162,62 @@ struct Batch {
 }
 
 /// Why a batch failed. `io::Error` is not `Clone`, so each caller gets a rebuilt copy.
-struct Failure {
-    op: Op,
-    error: io::Error,
+pub(crate) enum Failure {
+    Io {
+        op: Op,
+        path: PathBuf,
+        error: io::Error,
+    },
+    Locked {
+        path: PathBuf,
+    },
+}
+
+impl Failure {
+    pub(crate) fn io(op: Op, path: &Path, error: io::Error) -> Failure {
+        Failure::Io {
+            op,
+            path: path.to_path_buf(),
+            error,
+        }
+    }
+
+    /// A failure from a crate error met while switching files (opening, locking, repairing).
+    pub(crate) fn from_error(error: Error) -> Failure {
+        match error {
+            Error::Io { op, path, source } => Failure::Io {
+                op,
+                path,
+                error: source,
+            },
+            Error::Locked { path } => Failure::Locked { path },
+            // Names are generated from a checked prefix, so nothing else is expected here;
+            // keep the message rather than panic.
+            other => Failure::Io {
+                op: Op::Open,
+                path: PathBuf::new(),
+                error: io::Error::other(other.to_string()),
+            },
+        }
+    }
+
+    /// The error one caller of the failed batch gets.
+    fn to_error(&self) -> Error {
+        match self {
+            Failure::Io { op, path, error } => Error::Io {
+                op: *op,
+                path: path.clone(),
+                source: clone_io_error(error),
+            },
+            Failure::Locked { path } => Error::Locked { path: path.clone() },
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.to_error().fmt(f)
+    }
 }
 
 impl Batch {
@@ -137,6 +228,10 @@ impl Batch {
         })
     }
 }
+
+/// How many times one batch is written again after its file was removed under it, before the
+/// batch fails: a file removed again at every attempt is a fight the log should report, not win.
+const REPLACED_RETRIES: usize = 3;
 
 // ===== impl EventLog =====
 
@@ -192,7 +287,10 @@ impl EventLog {
                 source,
             })?;
         }
-        Ok(EventLog::from_parts(path, file, 0, None))
+        let segment = Segment::new(file, path, None, 0)?;
+        Ok(EventLog {
+            inner: Inner::new(dir, None, segment, None),
+        })
     }
 
     /// Opens (or creates) the append log `<dir>/<file_name>`, which keeps growing across opens.
@@ -226,49 +324,15 @@ impl EventLog {
     pub fn open_append(dir: impl AsRef<Path>, file_name: &str) -> Result<EventLog, Error> {
         check_name("file name", file_name)?;
         let dir = absolute_dir(dir.as_ref())?;
-        let path = dir.join(file_name);
-        let (file, created) = open_log_file(&path)?;
-        lock(&file, &path)?;
-        // Synced even when the file existed: its creator may have died before syncing it.
-        sync_directory_and_ancestors(&dir)?;
-        if created {
-            return Ok(EventLog::from_parts(path, file, 0, None));
-        }
-        let (good_len, repair) = repair_torn_tail(&file, &path, &dir, file_name)?;
-        Ok(EventLog::from_parts(path, file, good_len, repair))
-    }
-
-    fn from_parts(
-        path: PathBuf,
-        file: File,
-        good_len: u64,
-        repair: Option<TornTailRepair>,
-    ) -> EventLog {
-        EventLog {
-            inner: Arc::new(Inner {
-                path,
-                file,
-                state: Mutex::new(State {
-                    queue: Vec::new(),
-                    current: Batch::new(),
-                    writing: false,
-                    good_len,
-                    dirty: false,
-                    spare: Vec::new(),
-                    queued: 0,
-                    inside: 0,
-                    peak: 0,
-                    last_sync: Duration::ZERO,
-                }),
-                gathered: Condvar::new(),
-                repair,
-            }),
-        }
+        let (segment, repair) = open_segment(&dir, file_name, None)?;
+        Ok(EventLog {
+            inner: Inner::new(dir, None, segment, repair),
+        })
     }
 
     /// The log file's absolute path.
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        &self.inner.first_path
     }
 
     /// The torn tail [`open_append`](EventLog::open_append) cut when it opened this file, if
@@ -290,9 +354,7 @@ impl EventLog {
     /// not written. [`Error::Io`] if writing or syncing failed: the event is not in the file (it
     /// was cut back to the last complete line), and a later call may succeed.
     pub fn log(&self, event: &Event) -> Result<(), Error> {
-        let mut line = Vec::with_capacity(256);
-        event.encode_line(&mut line)?;
-        self.inner.commit(&line)
+        self.inner.log(event)
     }
 
     /// Appends `event` from async code and resolves once its line is on stable storage.
@@ -313,27 +375,14 @@ impl EventLog {
     /// As [`log`](EventLog::log), plus [`Error::Runtime`] when not called within a tokio runtime,
     /// or when the runtime shut down before the write ran.
     pub async fn log_async(&self, event: &Event) -> Result<(), Error> {
-        let mut line = Vec::with_capacity(256);
-        event.encode_line(&mut line)?;
-        let runtime_error = |detail: String| Error::Runtime {
-            path: self.inner.path.clone(),
-            detail,
-        };
-        let handle = tokio::runtime::Handle::try_current().map_err(|e| {
-            runtime_error(format!("log_async must run within a tokio runtime: {e}"))
-        })?;
-        let inner = Arc::clone(&self.inner);
-        handle
-            .spawn_blocking(move || inner.commit(&line))
-            .await
-            .map_err(|e| runtime_error(format!("the blocking write task did not complete: {e}")))?
+        Inner::log_async(&self.inner, event).await
     }
 }
 
 impl fmt::Debug for EventLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventLog")
-            .field("path", &self.inner.path)
+            .field("path", &self.inner.first_path)
             .field("torn_tail_repair", &self.inner.repair)
             .finish_non_exhaustive()
     }
@@ -342,6 +391,71 @@ impl fmt::Debug for EventLog {
 // ===== impl Inner =====
 
 impl Inner {
+    pub(crate) fn new(
+        dir: PathBuf,
+        rotation: Option<Rotation>,
+        segment: Segment,
+        repair: Option<TornTailRepair>,
+    ) -> Arc<Inner> {
+        Arc::new(Inner {
+            dir,
+            first_path: segment.path.clone(),
+            rotation,
+            current_path: Mutex::new(segment.path.clone()),
+            segment: Mutex::new(segment),
+            state: Mutex::new(State {
+                queue: Vec::new(),
+                current: Batch::new(),
+                writing: false,
+                spare: Vec::new(),
+                queued: 0,
+                inside: 0,
+                peak: 0,
+                last_sync: Duration::ZERO,
+            }),
+            gathered: Condvar::new(),
+            repair,
+        })
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn repair(&self) -> Option<&TornTailRepair> {
+        self.repair.as_ref()
+    }
+
+    pub(crate) fn current_path(&self) -> PathBuf {
+        self.current_path
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn log(&self, event: &Event) -> Result<(), Error> {
+        let mut line = Vec::with_capacity(256);
+        event.encode_line(&mut line)?;
+        self.commit(&line)
+    }
+
+    pub(crate) async fn log_async(this: &Arc<Inner>, event: &Event) -> Result<(), Error> {
+        let mut line = Vec::with_capacity(256);
+        event.encode_line(&mut line)?;
+        let runtime_error = |detail: String| Error::Runtime {
+            path: this.current_path(),
+            detail,
+        };
+        let handle = tokio::runtime::Handle::try_current().map_err(|e| {
+            runtime_error(format!("log_async must run within a tokio runtime: {e}"))
+        })?;
+        let inner = Arc::clone(this);
+        handle
+            .spawn_blocking(move || inner.commit(&line))
+            .await
+            .map_err(|e| runtime_error(format!("the blocking write task did not complete: {e}")))?
+    }
+
     fn lock_state(&self) -> MutexGuard<'_, State> {
         // The lock is held only for queue and flag updates that cannot panic half-way (I/O runs
         // without it), so a poisoned state is still consistent.
@@ -376,11 +490,7 @@ impl Inner {
                 state.inside -= 1;
                 return match outcome {
                     Ok(()) => Ok(()),
-                    Err(failure) => Err(Error::Io {
-                        op: failure.op,
-                        path: self.path.clone(),
-                        source: clone_io_error(&failure.error),
-                    }),
+                    Err(failure) => Err(failure.to_error()),
                 };
             }
             // Lead when nobody is writing and our line is still queued. A leader only ever writes
@@ -427,40 +537,19 @@ impl Inner {
         state.queued = 0;
         // Let the peak decay, so a burst long gone does not keep delaying batches.
         state.peak = state.inside.max(state.peak - state.peak / 8);
-        let good_len = state.good_len;
-        let dirty = state.dirty;
         drop(state);
 
         let started = Instant::now();
-        let result = self.write_and_sync(&bytes, good_len, dirty);
-        let took = started.elapsed();
-        let (good_len, dirty) = match &result {
-            Ok(()) => (good_len + bytes.len() as u64, false),
-            Err(failure) => {
-                // Cut off whatever part of the batch reached the file, so a later batch cannot
-                // extend a partial line. If this fails as well, the next batch retries it first.
-                let rolled_back = self
-                    .file
-                    .set_len(good_len)
-                    .and_then(|()| self.file.sync_data())
-                    .is_ok();
-                tracing::error!(
-                    reason = "EventLogWriteFailed",
-                    path = %self.path.display(),
-                    op = %failure.op,
-                    error = %failure.error,
-                    rolled_back,
-                    "could not make a batch of events durable; its callers get the error"
-                );
-                (good_len, !rolled_back)
-            }
+        let result = {
+            // Uncontended: only the caller that set `writing` gets here.
+            let mut segment = self.segment.lock().unwrap_or_else(PoisonError::into_inner);
+            self.write_durable(&mut segment, &bytes)
         };
+        let took = started.elapsed();
 
         bytes.clear();
         let mut state = self.lock_state();
         state.spare = bytes;
-        state.good_len = good_len;
-        state.dirty = dirty;
         state.writing = false;
         state.last_sync = took;
         // `set` cannot fail: only the leader that took `batch` out of the state sets its outcome.
@@ -471,14 +560,195 @@ impl Inner {
         state
     }
 
-    fn write_and_sync(&self, bytes: &[u8], good_len: u64, dirty: bool) -> Result<(), Failure> {
-        let fail = |op| move |error| Failure { op, error };
-        if dirty {
-            self.file.set_len(good_len).map_err(fail(Op::Truncate))?;
+    /// Makes `bytes` durable in the file the log should write now: switches files first when
+    /// the rotation rule says so, and recreates the file when its path was removed or replaced,
+    /// before the write and again after the sync, so a batch is never acknowledged into an
+    /// inode no name reaches.
+    fn write_durable(&self, segment: &mut Segment, bytes: &[u8]) -> Result<(), Failure> {
+        if let Some(rotation) = &self.rotation
+            && let Some((target, cause)) =
+                rotation.next_target(segment.key, segment.good_len, bytes.len() as u64)
+        {
+            let opened = match target {
+                Target::Day(day) => rotation.open_day(&self.dir, day),
+                Target::Key(key) => {
+                    open_segment(&self.dir, &rotation.file_name(key.day, key.seq), Some(key))
+                }
+            };
+            let (next, _repair) = opened.map_err(Failure::from_error)?;
+            self.switch(segment, next, Switch::Rotated(cause));
         }
-        (&self.file).write_all(bytes).map_err(fail(Op::Write))?;
-        self.file.sync_data().map_err(fail(Op::Sync))
+        let mut attempt = 0;
+        loop {
+            if let Some(why) = replaced(segment)? {
+                let name = segment
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let (next, _repair) =
+                    open_segment(&self.dir, &name, segment.key).map_err(Failure::from_error)?;
+                self.switch(segment, next, Switch::Replaced(why));
+            }
+            append(segment, bytes)?;
+            // A removal between the check above and the sync sent the batch to an unlinked
+            // inode: write it again, into the recreated file.
+            match replaced(segment)? {
+                None => return Ok(()),
+                Some(why) if attempt >= REPLACED_RETRIES => {
+                    return Err(Failure::io(
+                        Op::Stat,
+                        &segment.path,
+                        io::Error::other(format!(
+                            "the file was removed or replaced {} times while one batch was \
+                             written ({why}); giving up on this batch",
+                            attempt + 1
+                        )),
+                    ));
+                }
+                Some(_) => attempt += 1,
+            }
+        }
     }
+
+    /// Puts `next` in place of the current file, which is closed (its lines are all durable).
+    fn switch(&self, segment: &mut Segment, next: Segment, why: Switch) {
+        match &why {
+            Switch::Rotated(cause) => tracing::info!(
+                reason = "EventLogRotated",
+                from = %segment.path.display(),
+                to = %next.path.display(),
+                cause = cause.as_str(),
+                "event log switched to its next file"
+            ),
+            Switch::Replaced(detail) => tracing::warn!(
+                reason = "EventLogFileReplaced",
+                path = %next.path.display(),
+                detail = %detail,
+                resolution = "do not remove or rotate a live event-log file by hand; prune with \
+                              a pruner that skips locked files",
+                "the event-log file was removed or replaced while open; recreated it and \
+                 carried on (events acknowledged before are in the removed file)"
+            ),
+        }
+        *self
+            .current_path
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = next.path.clone();
+        // The old file closes here, releasing its lock; every line in it is already durable.
+        *segment = next;
+    }
+}
+
+/// Why the leader switched files.
+enum Switch {
+    Rotated(RotationCause),
+    Replaced(String),
+}
+
+/// Whether `segment`'s path no longer names its open file: the file was unlinked (link count 0)
+/// or the path now names another inode (or nothing).
+fn replaced(segment: &Segment) -> Result<Option<String>, Failure> {
+    let open = segment
+        .file
+        .metadata()
+        .map_err(|e| Failure::io(Op::Stat, &segment.path, e))?;
+    if open.nlink() == 0 {
+        return Ok(Some("the open file was unlinked (link count 0)".to_owned()));
+    }
+    match std::fs::symlink_metadata(&segment.path) {
+        Ok(named) if named.dev() == segment.dev && named.ino() == segment.ino => Ok(None),
+        Ok(_) => Ok(Some("the path now names another file".to_owned())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Some(
+            "the path names nothing (the file was renamed away)".to_owned(),
+        )),
+        Err(e) => Err(Failure::io(Op::Stat, &segment.path, e)),
+    }
+}
+
+/// Writes and syncs `bytes` at the end of `segment`; on failure cuts the file back to its last
+/// complete line, so a later batch cannot extend a partial line.
+fn append(segment: &mut Segment, bytes: &[u8]) -> Result<(), Failure> {
+    let file = &segment.file;
+    let result = (|| {
+        if segment.dirty {
+            file.set_len(segment.good_len)
+                .map_err(|e| (Op::Truncate, e))?;
+        }
+        (&*file).write_all(bytes).map_err(|e| (Op::Write, e))?;
+        file.sync_data().map_err(|e| (Op::Sync, e))
+    })();
+    match result {
+        Ok(()) => {
+            segment.good_len += bytes.len() as u64;
+            segment.dirty = false;
+            Ok(())
+        }
+        Err((op, error)) => {
+            // If this fails as well, the next batch retries it first.
+            let rolled_back = file
+                .set_len(segment.good_len)
+                .and_then(|()| file.sync_data())
+                .is_ok();
+            segment.dirty = !rolled_back;
+            tracing::error!(
+                reason = "EventLogWriteFailed",
+                path = %segment.path.display(),
+                op = %op,
+                error = %error,
+                rolled_back,
+                "could not make a batch of events durable; its callers get the error"
+            );
+            Err(Failure::io(op, &segment.path, error))
+        }
+    }
+}
+
+// ===== impl Segment =====
+
+impl Segment {
+    pub(crate) fn new(
+        file: File,
+        path: PathBuf,
+        key: Option<SegmentKey>,
+        good_len: u64,
+    ) -> Result<Segment, Error> {
+        let meta = file.metadata().map_err(|source| Error::Io {
+            op: Op::Stat,
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Segment {
+            file,
+            path,
+            key,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            good_len,
+            dirty: false,
+        })
+    }
+}
+
+/// Opens (creating if needed) `<dir>/<name>` as an append segment: locked, its directory entry
+/// synced, a torn tail repaired.
+pub(crate) fn open_segment(
+    dir: &Path,
+    name: &str,
+    key: Option<SegmentKey>,
+) -> Result<(Segment, Option<TornTailRepair>), Error> {
+    let path = dir.join(name);
+    let (file, created) = open_log_file(&path)?;
+    lock(&file, &path)?;
+    // Synced even when the file existed: its creator may have died before syncing it; and
+    // with its ancestors, which a power cut could otherwise take away with it.
+    sync_directory_and_ancestors(dir)?;
+    let (good_len, repair) = if created {
+        (0, None)
+    } else {
+        repair_torn_tail(&file, &path, dir, name)?
+    };
+    Ok((Segment::new(file, path, key, good_len)?, repair))
 }
 
 /// A copy of `e` for one more caller: same OS error code (or kind and message).

@@ -14,9 +14,10 @@ use crate::{Error, Event, Op};
 /// line without its newline — a torn tail — is reported as malformed too. An I/O error yields
 /// [`Error::Io`] and ends the iteration.
 ///
-/// A line is valid when it is one JSON object with exactly the keys `ts`, `level`, `reason`,
-/// `msg`, `operationId` and `nodeId`, all non-empty strings, `ts` an RFC 3339 timestamp and
-/// `level` `"INFO"` or `"ERROR"`.
+/// A line is valid when it is one JSON object with the keys `ts`, `level`, `reason`, `msg`,
+/// `operationId` and `nodeId`, all non-empty strings, `ts` an RFC 3339 timestamp and `level`
+/// `"INFO"`, `"WARN"` or `"ERROR"`, plus optionally `metadata`, an object of string values (or
+/// `null`) as the Go daemonkit writes since v0.4.0 — and no other key.
 ///
 /// # Errors
 ///
@@ -52,9 +53,55 @@ pub fn read_events(path: impl AsRef<Path>) -> Result<Events, Error> {
         reader: BufReader::new(file),
         path,
         line: 0,
+        offset: 0,
         buf: Vec::new(),
         done: false,
     })
+}
+
+/// Like [`read_events`], starting at byte `offset` of the file — an offset an earlier
+/// [`Events::offset`] returned — to read only what was appended since (`tail --follow`).
+///
+/// Line numbers in errors count from the first line read, as if it were line 1 (the
+/// number of lines before `offset` is not known without reading them). An offset inside a
+/// line makes that line's rest read as one malformed line.
+///
+/// # Errors
+///
+/// [`Error::Io`] if the file cannot be opened or `offset` cannot be sought to.
+///
+/// # Examples
+///
+/// ```
+/// use daemonkit_eventlog::{Event, EventLog, Level, read_events, read_events_from};
+///
+/// let dir = tempfile::tempdir()?;
+/// let log = EventLog::open_append(dir.path(), "events.jsonl")?;
+/// log.log(&Event::new(Level::Info, "First", "first", "op", "node-3"))?;
+///
+/// let mut events = read_events(log.path())?;
+/// assert_eq!(events.by_ref().count(), 1);
+/// let seen = events.offset();
+///
+/// log.log(&Event::new(Level::Info, "Second", "second", "op", "node-3"))?;
+/// let new: Vec<_> = read_events_from(log.path(), seen)?.collect::<Result<_, _>>()?;
+/// assert_eq!(new.len(), 1);
+/// assert_eq!(new[0].reason, "Second");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn read_events_from(path: impl AsRef<Path>, offset: u64) -> Result<Events, Error> {
+    use std::io::{Seek, SeekFrom};
+    let mut events = read_events(path)?;
+    events
+        .reader
+        .seek(SeekFrom::Start(offset))
+        .map_err(|source| Error::Io {
+            op: Op::Read,
+            path: events.path.clone(),
+            source,
+        })?;
+    events.offset = offset;
+    Ok(events)
 }
 
 /// An iterator over the events of a file, created by [`read_events`].
@@ -66,6 +113,8 @@ pub struct Events {
     reader: BufReader<File>,
     path: PathBuf,
     line: u64,
+    /// Bytes of the file consumed through the last complete line returned.
+    offset: u64,
     buf: Vec<u8>,
     done: bool,
 }
@@ -74,6 +123,13 @@ impl Events {
     /// The file being read.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The byte offset just past the last complete line (newline included) this iterator
+    /// has returned: where [`read_events_from`] resumes to read only newer lines. A torn last
+    /// line is not counted, so resuming reads it again once it is complete (or cut).
+    pub fn offset(&self) -> u64 {
+        self.offset
     }
 
     fn malformed(&self, problem: String) -> Error {
@@ -101,6 +157,7 @@ impl Iterator for Events {
             Ok(_) => {
                 self.line += 1;
                 let Some(line) = self.buf.strip_suffix(b"\n") else {
+                    // A torn tail: `offset` stays before it.
                     self.done = true;
                     return Some(Err(self.malformed(
                         "incomplete last line (no newline): a write was cut short; \
@@ -108,7 +165,9 @@ impl Iterator for Events {
                             .to_owned(),
                     )));
                 };
-                Some(Event::parse_line(line).map_err(|problem| self.malformed(problem)))
+                let parsed = Event::parse_line(line);
+                self.offset += self.buf.len() as u64;
+                Some(parsed.map_err(|problem| self.malformed(problem)))
             }
             Err(source) => {
                 self.done = true;

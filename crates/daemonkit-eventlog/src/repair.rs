@@ -78,27 +78,20 @@ pub(crate) fn repair_torn_tail(
     }
     let cut_len = len - kept_len;
 
+    // The side file exists only once it holds every cut byte: if saving them fails (a full
+    // disk), it is removed again, so each failed open does not leave an empty side file behind.
     let (side_file, mut side) = create_side_file(dir, name)?;
-    let mut reader = file;
-    reader
-        .seek(SeekFrom::Start(kept_len))
-        .map_err(io_err(Op::Read, path))?;
-    let copied = io::copy(&mut reader.take(cut_len), &mut side)
-        .map_err(io_err(Op::SaveTornTail, &side_file))?;
-    if copied != cut_len {
-        // The log shrank under us: someone else is writing it despite the lock.
-        return Err(Error::Io {
-            op: Op::Read,
-            path: path.to_path_buf(),
-            source: io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("expected {cut_len} bytes after offset {kept_len}, read {copied}"),
-            ),
-        });
+    let saved = save_tail(file, path, kept_len, cut_len, &mut side, &side_file)
+        .and_then(|()| sync_directory(dir));
+    if let Err(e) = saved {
+        drop(side);
+        if std::fs::remove_file(&side_file).is_ok() {
+            // Best effort: an entry that comes back after a crash is an empty side file, not a
+            // lost event.
+            let _ = sync_directory(dir);
+        }
+        return Err(e);
     }
-    side.sync_all()
-        .map_err(io_err(Op::SaveTornTail, &side_file))?;
-    sync_directory(dir)?;
 
     file.set_len(kept_len).map_err(io_err(Op::Truncate, path))?;
     file.sync_data().map_err(io_err(Op::Sync, path))?;
@@ -119,6 +112,39 @@ pub(crate) fn repair_torn_tail(
             cut_len,
         }),
     ))
+}
+
+/// Copies the `cut_len` bytes after `kept_len` of the log into `side` and syncs it.
+fn save_tail(
+    file: &File,
+    path: &Path,
+    kept_len: u64,
+    cut_len: u64,
+    side: &mut File,
+    side_file: &Path,
+) -> Result<(), Error> {
+    let io_err = |op: Op, path: &Path| {
+        let path = path.to_path_buf();
+        move |source: io::Error| Error::Io { op, path, source }
+    };
+    let mut reader = file;
+    reader
+        .seek(SeekFrom::Start(kept_len))
+        .map_err(io_err(Op::Read, path))?;
+    let copied =
+        io::copy(&mut reader.take(cut_len), side).map_err(io_err(Op::SaveTornTail, side_file))?;
+    if copied != cut_len {
+        // The log shrank under us: someone else is writing it despite the lock.
+        return Err(Error::Io {
+            op: Op::Read,
+            path: path.to_path_buf(),
+            source: io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("expected {cut_len} bytes after offset {kept_len}, read {copied}"),
+            ),
+        });
+    }
+    side.sync_all().map_err(io_err(Op::SaveTornTail, side_file))
 }
 
 /// The offset just past the last `\n` in the first `len` bytes of `file` (0 if there is none).

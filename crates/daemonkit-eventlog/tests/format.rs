@@ -27,6 +27,7 @@ fn go_sample_events() -> Vec<Event> {
             msg: "begin upgrade to v0.75.0".into(),
             operation_id: "upgrade-20260619T120000Z".into(),
             node_id: "node-3".into(),
+            metadata: Default::default(),
         },
         Event {
             ts: ts("2026-06-19T12:04:11.5Z"),
@@ -35,6 +36,7 @@ fn go_sample_events() -> Vec<Event> {
             msg: "disk full on /var/lib/app — résumé: ✗\n2nd line\ttab".into(),
             operation_id: "upgrade-20260619T120000Z".into(),
             node_id: "node-3".into(),
+            metadata: Default::default(),
         },
     ]
 }
@@ -198,6 +200,7 @@ fn log_refuses_every_field_empty_listing_all_of_them() {
         msg: String::new(),
         operation_id: String::new(),
         node_id: String::new(),
+        metadata: Default::default(),
     };
     let err = log.log(&event).unwrap_err();
     assert!(
@@ -243,7 +246,7 @@ fn reader_reports_each_malformed_line_with_its_number_and_reads_on() {
     let lines = [
         good,
         "not json",
-        r#"{"ts":"2026-06-19T12:00:00Z","level":"WARN","reason":"R","msg":"m","operationId":"op","nodeId":"n"}"#,
+        r#"{"ts":"2026-06-19T12:00:00Z","level":"DEBUG","reason":"R","msg":"m","operationId":"op","nodeId":"n"}"#,
         r#"{"ts":"2026-06-19 12:00:00Z","level":"INFO","reason":"R","msg":"m","operationId":"op","nodeId":"n"}"#,
         r#"{"ts":"2026-06-19T12:00:00Z","level":"INFO","reason":"R","msg":"m","operationId":"op","nodeId":"n","extra":1}"#,
         "",
@@ -256,7 +259,7 @@ fn reader_reports_each_malformed_line_with_its_number_and_reads_on() {
     let malformed = malformed_lines(&path);
     let numbers: Vec<u64> = malformed.iter().map(|(n, _)| *n).collect();
     assert_eq!(numbers, [2, 3, 4, 5, 6, 8]);
-    assert!(malformed[1].1.contains("\"WARN\""), "{:?}", malformed[1]);
+    assert!(malformed[1].1.contains("\"DEBUG\""), "{:?}", malformed[1]);
     assert!(malformed[2].1.contains("RFC 3339"), "{:?}", malformed[2]);
     assert!(malformed[3].1.contains("extra"), "{:?}", malformed[3]);
     assert!(malformed[4].1.contains("empty line"), "{:?}", malformed[4]);

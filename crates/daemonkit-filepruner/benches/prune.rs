@@ -1,26 +1,31 @@
 //! Pruning 100,000 timestamped files in one directory.
 //!
 //! Run with `cargo bench -p daemonkit-filepruner` (add `-- steady`, `-- delete`,
-//! `-- cap` or `-- scan` for one section). The files live under the target
+//! `-- cap` or `-- scan` for one section; `cap` runs only when named). The files live under the target
 //! directory's `tmp/` — real disk, not tmpfs; the file system type is printed —
-//! with a warm page cache. Each figure is printed as wall time and as this
-//! process's CPU time (the machine may be shared), with a baseline measured in
-//! the same run:
+//! with a warm page cache. Each section creates only the files it measures.
+//! Each figure is printed as wall time and as this process's CPU time (the
+//! machine may be shared), with baselines measured in the same run:
 //!
-//! - (a) steady state: 100,000 recent files, `keep` above the count, nothing to
-//!   delete. Baseline: a naive pruner that, as the Go daemonkit does, tries a
-//!   full timestamp parse at every offset of every name. Floor: listing the
-//!   directory and nothing else.
-//! - (b) 99,000 files past the maximum age and 1,000 recent, `keep` = 1,000;
-//!   (b') 100,000 recent files, 99,000 over the cap. Timed with the default
-//!   removal threads and with one; baseline: the same naive pruner, removing
-//!   by path.
-//! - scan: locating the timestamp in 100,000 names in memory.
+//! - steady: 100,000 recent files, `keep` above the count, nothing to delete.
+//!   Floor: listing the directory and nothing else. Baseline: a naive pruner
+//!   that, as the Go daemonkit does, tries a full timestamp parse at every
+//!   offset of every name.
+//! - delete: 99,000 files past the maximum age and 1,000 recent, `keep` =
+//!   1,000; cap: 100,000 recent files, 99,000 over the cap. Timed with the
+//!   default removal threads (and, in delete, without the lock probe). Floor: the
+//!   same names unlinked (`unlinkat`, listing order) by one thread and nothing
+//!   else, divided by the threads the pruner used.
+//! - scan: locating the timestamp in 100,000 names in memory (no files).
 //!
-//! Reference (from the issue): the Go daemonkit took 0.25–0.32 s for (a) and
-//! 0.91 s for (b) on this class of machine.
+//! With `BENCH_JSON=<file>`, one JSON object per figure is appended to the file
+//! (`prune_steady_ms`, `prune_delete_ms`, … — see docs/benchmarks.md).
 
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::hint::black_box;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -29,6 +34,7 @@ use jiff::tz::Offset;
 use jiff::{SignedDuration, Timestamp};
 
 const FILES: usize = 100_000;
+const KEEP: usize = 1_000;
 const FORMAT: &str = "%Y%m%dT%H%M%SZ";
 const GLOB: &str = "consensus-upgrade-*.jsonl";
 const MAX_AGE: Duration = Duration::from_secs(365 * 86_400);
@@ -36,10 +42,16 @@ const STEADY_RUNS: usize = 9;
 const DELETE_RUNS: usize = 3;
 
 fn main() {
+    let started = Instant::now();
     // `cargo bench -p daemonkit-filepruner -- steady` runs only the sections
-    // whose name contains "steady" (sections: steady, delete, cap, scan).
+    // whose name contains "steady" (sections: steady, delete, cap, scan). `cap`
+    // runs only when asked for: it times the same removal path as `delete`, and
+    // creating its 100,000 files six times takes minutes on a busy disk.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
-    let run = |section: &str| filter.as_deref().is_none_or(|f| section.contains(f));
+    let run = |section: &str| match filter.as_deref() {
+        Some(f) => section.contains(f),
+        None => section != "cap",
+    };
     let now: Timestamp = "2026-04-15T12:00:00Z".parse().expect("valid timestamp");
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("prune-bench");
     let _ = std::fs::remove_dir_all(&root);
@@ -49,17 +61,15 @@ fn main() {
         root.display(),
         fs_kind(&root)
     );
-    println!("load average at start: {}", load_average());
-    println!("Go daemonkit reference: (a) 0.25-0.32 s, (b) 0.91 s\n");
+    println!("load average at start: {}\n", load_average());
 
     let pattern = Pattern::new(GLOB).expect("valid pattern");
     let pruner = Pruner::new(FilenameTimestamp::new(FORMAT, MAX_AGE).expect("valid format"));
     let naive = Naive::new(FORMAT, MAX_AGE, &pattern);
 
-    // (a) steady state.
-    let steady = root.join("steady");
-    let names = create(&steady, now, 0);
     if run("steady") {
+        let steady = root.join("steady");
+        create(&steady, now, 0);
         let ours = time_runs(STEADY_RUNS, || {
             let report = pruner
                 .prune_at(&steady, &pattern, FILES, now)
@@ -75,96 +85,134 @@ fn main() {
             let entries = std::fs::read_dir(&steady).expect("read dir").count();
             assert_eq!(black_box(entries), FILES);
         });
-        println!("(a) steady state, nothing to delete (median of {STEADY_RUNS}):");
-        row("daemonkit-filepruner", ours, "");
+        println!("steady state, nothing to delete (median of {STEADY_RUNS}):");
         row(
-            "baseline: per-offset parse",
-            base,
-            &format!("-> {:.1}x faster", ratio(base.wall, ours.wall)),
+            "daemonkit-filepruner",
+            ours,
+            &format!("-> {:.2}x the listing floor", ratio(ours.wall, floor.wall)),
         );
         row(
             "floor: listing only",
             floor,
             "(std::fs::read_dir, nothing else)",
         );
-        println!(
-            "    vs Go: {:.1}x faster than 0.25 s, {:.1}x faster than 0.32 s\n",
-            0.25 / ours.wall.as_secs_f64(),
-            0.32 / ours.wall.as_secs_f64()
+        row(
+            "baseline: per-offset parse",
+            base,
+            &format!("-> ours is {:.1}x faster", ratio(base.wall, ours.wall)),
         );
+        println!();
+        bench_json("prune_steady_ms", ms(ours.wall), "ms", Some(ms(floor.wall)));
+        bench_json("prune_steady_naive_ms", ms(base.wall), "ms", None);
+        std::fs::remove_dir_all(&steady).expect("clean steady dir");
     }
-    std::fs::remove_dir_all(&steady).expect("clean steady dir");
 
-    // (b) 99% past the maximum age; (b') 99% over the cap.
     for (section, title, old) in [
         (
             "delete",
-            "(b) 99% past the maximum age, keep = 1,000",
-            FILES - 1_000,
+            "delete: 99% past the maximum age, keep = 1,000",
+            FILES - KEEP,
         ),
-        ("cap", "(b') all recent, 99% over the cap, keep = 1,000", 0),
+        ("cap", "cap: all recent, 99% over the cap, keep = 1,000", 0),
     ] {
         if !run(section) {
             continue;
         }
-        let single = pruner.clone().threads(1);
-        let (mut ours, mut ours_single, mut base) = (Vec::new(), Vec::new(), Vec::new());
+        let threads = default_threads();
+        let unprobed = pruner.clone().probe_locks(false);
+        // The cap section differs from delete only in which pass removes: the probe's cost
+        // is measured once, in delete.
+        let variants: Vec<(&Pruner, &str)> = match section {
+            "delete" => vec![(&pruner, "default"), (&unprobed, "no lock probe")],
+            _ => vec![(&pruner, "default")],
+        };
+        let mut timings: Vec<Vec<Timing>> = vec![Vec::new(); variants.len()];
+        let mut floors = Vec::new();
         let dir = root.join(section);
         for _ in 0..DELETE_RUNS {
-            for (pruner, timings) in [(&pruner, &mut ours), (&single, &mut ours_single)] {
+            for ((pruner, _), timings) in variants.iter().zip(timings.iter_mut()) {
                 create(&dir, now, old);
                 timings.push(measure(|| {
-                    let report = pruner.prune_at(&dir, &pattern, 1_000, now).expect("prune");
+                    let report = pruner.prune_at(&dir, &pattern, KEEP, now).expect("prune");
                     assert_eq!(
                         (report.removed.len(), report.kept.len()),
-                        (FILES - 1_000, 1_000)
+                        (FILES - KEEP, KEEP)
                     );
                     assert!(report.is_success());
                 }));
                 std::fs::remove_dir_all(&dir).expect("clean");
             }
-
-            create(&dir, now, old);
-            base.push(measure(|| {
-                let outcome = naive.prune(&dir, 1_000, now, true);
-                assert_eq!(outcome, (FILES - 1_000, 1_000));
+            // The floor: the same names, unlinked by one thread in listing order.
+            let names = create(&dir, now, old);
+            let doomed: HashSet<&[u8]> = match old {
+                0 => names[KEEP..].iter().map(|n| n.as_bytes()).collect(),
+                _ => names[..old].iter().map(|n| n.as_bytes()).collect(),
+            };
+            let listed: Vec<OsString> = std::fs::read_dir(&dir)
+                .expect("read dir")
+                .map(|e| e.expect("entry").file_name())
+                .filter(|n| doomed.contains(n.as_bytes()))
+                .collect();
+            let fd = rustix::fs::open(
+                &dir,
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+                rustix::fs::Mode::empty(),
+            )
+            .expect("open dir");
+            floors.push(measure(|| {
+                for name in &listed {
+                    rustix::fs::unlinkat(&fd, name.as_os_str(), rustix::fs::AtFlags::empty())
+                        .expect("unlink");
+                }
             }));
+            drop(fd);
             std::fs::remove_dir_all(&dir).expect("clean");
         }
-        let (ours, ours_single, base) = (median(ours), median(ours_single), median(base));
-        let per_removal = |t: Timing| t.wall.as_secs_f64() * 1e6 / (FILES - 1_000) as f64;
+        let medians: Vec<Timing> = timings.into_iter().map(median).collect();
+        let floor = median(floors);
+        let floor_per_thread = floor.wall / u32::try_from(threads).expect("few threads");
+        let per_removal = |t: Timing| t.wall.as_secs_f64() * 1e6 / (FILES - KEEP) as f64;
         println!("{title} (median of {DELETE_RUNS}):");
+        for ((_, label), t) in variants.iter().zip(&medians) {
+            row(
+                &format!("daemonkit-filepruner, {label}"),
+                *t,
+                &format!("({:.1} us/removal)", per_removal(*t)),
+            );
+        }
         row(
-            &format!("daemonkit-filepruner, {} thr", default_threads()),
-            ours,
-            &format!(
-                "({:.1} us/removal) -> {:.2}x faster than baseline",
-                per_removal(ours),
-                ratio(base.wall, ours.wall)
-            ),
-        );
-        row(
-            "daemonkit-filepruner, 1 thr",
-            ours_single,
-            &format!(
-                "({:.1} us/removal) -> {:.2}x faster than baseline",
-                per_removal(ours_single),
-                ratio(base.wall, ours_single.wall)
-            ),
-        );
-        row(
-            "baseline: per-offset parse",
-            base,
-            &format!("({:.1} us/removal)", per_removal(base)),
+            "floor: unlinkat only, 1 thr",
+            floor,
+            &format!("({:.1} us/removal)", per_removal(floor)),
         );
         println!(
-            "    vs Go: {:.2}x faster than 0.91 s\n",
-            0.91 / ours.wall.as_secs_f64()
+            "    default ({threads} thr) vs floor / {threads}: {:.2}x",
+            ratio(medians[0].wall, floor_per_thread),
         );
+        bench_json(
+            &format!("prune_{section}_ms"),
+            ms(medians[0].wall),
+            "ms",
+            Some(ms(floor_per_thread)),
+        );
+        if let Some(unprobed) = medians.get(1) {
+            println!(
+                "    cost of the lock probe: {:.2}x the same pass without it",
+                ratio(medians[0].wall, unprobed.wall)
+            );
+            bench_json(
+                &format!("prune_{section}_noprobe_ms"),
+                ms(unprobed.wall),
+                "ms",
+                Some(ms(floor_per_thread)),
+            );
+        }
+        println!();
     }
 
     // Scan: locating the timestamp only, names in memory.
     if run("scan") {
+        let names = names(now, 0);
         let strategy = FilenameTimestamp::new(FORMAT, MAX_AGE).expect("valid format");
         let ours = time_runs(STEADY_RUNS, || {
             let found = names
@@ -193,10 +241,45 @@ fn main() {
                 ratio(base.cpu, ours.cpu)
             ),
         );
+        bench_json(
+            "prune_scan_ns_per_name",
+            per_name(ours),
+            "ns",
+            Some(per_name(base)),
+        );
     }
 
     println!("\nload average at end: {}", load_average());
+    println!("total bench time: {:.0} s", started.elapsed().as_secs_f64());
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Appends one figure to `$BENCH_JSON`, if set.
+fn bench_json(figure: &str, value: f64, unit: &str, baseline: Option<f64>) {
+    let Some(path) = std::env::var_os("BENCH_JSON") else {
+        return;
+    };
+    let mut line = serde_json::json!({
+        "bench": "filepruner-prune",
+        "figure": figure,
+        "value": value,
+        "unit": unit,
+    });
+    // The key is there only when the figure has a same-run baseline.
+    if let Some(baseline) = baseline {
+        line["baseline"] = serde_json::json!(baseline);
+    }
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| writeln!(f, "{line}"));
+    if let Err(e) = written {
+        eprintln!(
+            "cannot append to BENCH_JSON={}: {e}",
+            path.to_string_lossy()
+        );
+    }
 }
 
 /// What `Pruner::threads` defaults to (the available parallelism, at most 4).
@@ -208,10 +291,9 @@ fn ratio(slow: Duration, fast: Duration) -> f64 {
     slow.as_secs_f64() / fast.as_secs_f64()
 }
 
-/// Creates `dir` with [`FILES`] Go-suite style names: the first `old` are two
-/// years old, the rest recent (minutes apart). Returns the names.
-fn create(dir: &Path, now: Timestamp, old: usize) -> Vec<String> {
-    std::fs::create_dir_all(dir).expect("create bench dir");
+/// [`FILES`] Go-suite style names: the first `old` are two years old, the rest
+/// recent (minutes apart).
+fn names(now: Timestamp, old: usize) -> Vec<String> {
     (0..FILES)
         .map(|i| {
             let minutes = i64::try_from(i).expect("small");
@@ -220,14 +302,29 @@ fn create(dir: &Path, now: Timestamp, old: usize) -> Vec<String> {
             } else {
                 SignedDuration::from_mins(minutes)
             };
-            let name = format!(
+            format!(
                 "consensus-upgrade-{}-v0.{i}.0.jsonl",
                 (now - age).strftime(FORMAT)
-            );
-            std::fs::File::create(dir.join(&name)).expect("create bench file");
-            name
+            )
         })
         .collect()
+}
+
+/// Creates `dir` with the files of [`names`] (on two threads: creating them is
+/// most of the bench's time, not what it measures); returns the names.
+fn create(dir: &Path, now: Timestamp, old: usize) -> Vec<String> {
+    std::fs::create_dir_all(dir).expect("create bench dir");
+    let names = names(now, old);
+    std::thread::scope(|s| {
+        for part in names.chunks(names.len().div_ceil(2)) {
+            s.spawn(move || {
+                for name in part {
+                    std::fs::File::create(dir.join(name)).expect("create bench file");
+                }
+            });
+        }
+    });
+    names
 }
 
 /// Wall-clock and process CPU time of one measurement.

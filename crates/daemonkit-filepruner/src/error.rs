@@ -9,7 +9,8 @@ use std::path::PathBuf;
 /// [`InvalidTimestampFormat`](Error::InvalidTimestampFormat)) are returned when
 /// the value is built, never in the middle of a pass.
 /// [`OpenDir`](Error::OpenDir) and [`ReadDir`](Error::ReadDir) abort a pass
-/// before anything is removed. The other variants describe one file: they appear
+/// before anything is removed (a directory that does not exist is not an
+/// error: see [`Report::dir_missing`](crate::Report::dir_missing)). The other variants describe one file: they appear
 /// inside a [`Report`](crate::Report) (why a file was protected, why a removal
 /// failed) and never abort a pass.
 ///
@@ -86,6 +87,25 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The caller protected the file ([`Pruner::protect`](crate::Pruner::protect)), e.g.
+    /// because a writer uses it now.
+    #[error("{} is protected by the caller (a live file)", path.display())]
+    Protected {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// Checking a file again just before removing it failed (opening it to probe its lock, or
+    /// `lstat`); it was kept.
+    #[error("cannot check {} again before removing it: {source}", path.display())]
+    Recheck {
+        /// The file.
+        path: PathBuf,
+        /// The error from `openat(2)`, `flock(2)` or `fstatat(2)`.
+        #[source]
+        source: io::Error,
+    },
+
     /// A custom [`Strategy`](crate::Strategy) could not decide about a file.
     #[error("cannot decide whether to prune {}: {message}", path.display())]
     Strategy {
@@ -105,7 +125,8 @@ impl Error {
             Error::OpenDir { source, .. }
             | Error::ReadDir { source, .. }
             | Error::Metadata { source, .. }
-            | Error::Remove { source, .. } => source.kind() == io::ErrorKind::NotFound,
+            | Error::Remove { source, .. }
+            | Error::Recheck { source, .. } => source.kind() == io::ErrorKind::NotFound,
             _ => false,
         }
     }

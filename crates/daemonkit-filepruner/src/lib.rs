@@ -28,14 +28,22 @@
 //! target never followed), and every operation is made relative to the opened
 //! directory. See [`Pruner`] for the details. The crate is Unix-only.
 //!
+//! Files in use are left alone: a regular file a writer holds an exclusive
+//! `flock` on (as daemonkit-eventlog's writers do) is reported
+//! [`in_use`](Report::in_use), names given to [`Pruner::protect`] are never
+//! removed, and each name is checked again just before its unlink
+//! ([`changed`](Report::changed) if it now leads to another file). A directory
+//! that does not exist yet is an empty report ([`Report::dir_missing`]).
+//!
 //! With the feature `monitor`, `Retention` runs a pruner every period as a
 //! daemonkit monitor, reporting a pass that could not remove everything as
 //! `degraded`. Without it the crate depends on neither daemonkit nor tokio.
 //!
 //! The library logs through `tracing` with stable `reason` keys —
 //! `PruneCompleted` (one summary per pass) at info, `RemoveFailed` at warn,
-//! `FileRemoved`, `FileProtected`, `FileVanished`, `NotARegularFile` and
-//! `ThreadSpawnFailed` at debug — and installs no subscriber.
+//! `FileRemoved`, `FileProtected`, `FileVanished`, `FileInUse`, `FileChanged`,
+//! `PruneDirMissing`, `NotARegularFile` and `ThreadSpawnFailed` at debug — and
+//! installs no subscriber.
 //!
 //! # Example
 //!

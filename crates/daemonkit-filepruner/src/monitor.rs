@@ -31,8 +31,9 @@ type Tick = Box<dyn Fn() -> BoxFuture<'static, Result<(), BoxError>> + Send + Sy
 /// | `PruneIncomplete` | some removals failed ([`Report::failures`]); the message names the first |
 /// | `PruneFailed` | the directory could not be opened or listed, or the pass panicked |
 ///
-/// A directory that does not exist yet is not a failure: there is nothing to prune
-/// until the daemon writes its first file. Ticks run at once and then every period
+/// A directory that does not exist yet is not a failure ([`Report::dir_missing`]): there
+/// is nothing to prune until the daemon writes its first file. Files a writer holds
+/// locked (the live event-log file) are left alone by the pruner itself. Ticks run at once and then every period
 /// ([`FirstTick::Immediately`]); see [`RetentionBuilder::first_tick`].
 ///
 /// # Examples
@@ -141,7 +142,6 @@ impl RetentionBuilder {
                 let pass = tokio::task::spawn_blocking(move || pruner.prune(&dir, &pattern, keep));
                 let report = match pass.await {
                     Ok(Ok(report)) => report,
-                    Ok(Err(err)) if err.is_not_found() => return Ok(()),
                     Ok(Err(err)) => {
                         return Err(StatusError::new("PruneFailed", err.to_string()).into());
                     }

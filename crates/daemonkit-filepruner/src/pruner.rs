@@ -13,7 +13,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::report::{Failure, Protected, RemovalReason, Removed, Report};
-use crate::strategy::PassContext;
+use crate::strategy::{Identity, PassContext};
 use crate::{Candidate, Error, FileKind, Pattern, Strategy};
 
 /// Which files the hard cap removes first.
@@ -67,6 +67,27 @@ pub enum Order {
 ///   renamed or replaced by a symlink during the pass.
 /// - A file that someone else removes during the pass is reported as
 ///   [`vanished`](Report::vanished), not as an error.
+/// - **Re-checked before each unlink.** A file's identity (device, inode and
+///   type, by `lstat` relative to the directory, never following a symlink)
+///   is taken when it is judged; just before its `unlink` the name is
+///   `lstat`ed again and removed only if it still leads to that inode. A file
+///   renamed over a judged name, or swapped for another type, is left alone
+///   and reported as [`changed`](Report::changed). (The two system calls
+///   cannot be made one: Linux has no "unlink if this inode", so a rename in
+///   the microseconds between them is the remaining window.)
+/// - **Files in use are skipped.** Before removing a regular file the pruner
+///   opens it (`O_NOFOLLOW | O_NONBLOCK`) and asks for a shared `flock`
+///   without blocking: a file a writer holds an exclusive `flock` on — as
+///   every daemonkit-eventlog writer does on its live file, in any process —
+///   is kept and reported as [`in_use`](Report::in_use). The shared lock is
+///   held through the re-check and the unlink, so a writer cannot take the
+///   file in between. A file the pruner may not open (`EACCES`) cannot be
+///   probed and is judged by the re-check alone. Turn the probe off with
+///   [`probe_locks`](Pruner::probe_locks) for directories no writer locks.
+/// - **Caller-protected names** ([`protect`](Pruner::protect)) are never
+///   removed: a second guard for a live file whose writer is known.
+/// - A directory that does not exist yet gives an empty report marked
+///   [`dir_missing`](Report::dir_missing), not an error.
 ///
 /// # Examples
 ///
@@ -98,6 +119,8 @@ pub struct Pruner {
     order: Order,
     dry_run: bool,
     threads: usize,
+    probe_locks: bool,
+    protected: Vec<OsString>,
 }
 
 /// A removal batch is split over threads only in chunks at least this large.
@@ -119,7 +142,35 @@ impl Pruner {
             order: Order::Name,
             dry_run: false,
             threads: default_threads(),
+            probe_locks: true,
+            protected: Vec::new(),
         }
+    }
+
+    /// Never removes the file named like `path`'s last component (e.g. a log's
+    /// live file, from `RotatingLog::current_path`), whatever its age or the
+    /// cap. It is reported as [`protected`](Report::protected) with
+    /// [`Error::Protected`] and does not count toward `keep`.
+    ///
+    /// Only the file name is compared, inside whatever directory is pruned:
+    /// protecting more than asked is the safe direction. A path without a file
+    /// name (`/`, `..`) protects nothing.
+    #[must_use]
+    pub fn protect(mut self, path: impl AsRef<Path>) -> Pruner {
+        if let Some(name) = path.as_ref().file_name() {
+            self.protected.push(name.to_owned());
+        }
+        self
+    }
+
+    /// Whether to skip regular files a writer holds an exclusive `flock` on,
+    /// reporting them as [`in_use`](Report::in_use) (default `true`). Costs an
+    /// `open`, `fstat`, `flock` and `close` per removed file; see
+    /// [Safety](Pruner#safety-of-the-file-system).
+    #[must_use]
+    pub fn probe_locks(mut self, probe: bool) -> Pruner {
+        self.probe_locks = probe;
+        self
     }
 
     /// Sets which files the hard cap removes first (default [`Order::Name`]).
@@ -130,7 +181,8 @@ impl Pruner {
     }
 
     /// In a dry run nothing is removed; the report lists what would be
-    /// (default `false`).
+    /// (default `false`). The lock probe and the re-check still run, so files
+    /// in use or changed are reported as such rather than as removed.
     #[must_use]
     pub fn dry_run(mut self, dry_run: bool) -> Pruner {
         self.dry_run = dry_run;
@@ -159,10 +211,12 @@ impl Pruner {
     ///
     /// # Errors
     ///
-    /// [`Error::OpenDir`] if `dir` cannot be opened as a directory and
-    /// [`Error::ReadDir`] if listing it fails; in both cases nothing was
-    /// removed. Problems with single files never fail the pass: they are
-    /// recorded in the [`Report`] (`protected`, `failures`, `vanished`).
+    /// [`Error::OpenDir`] if `dir` exists but cannot be opened as a directory
+    /// and [`Error::ReadDir`] if listing it fails; in both cases nothing was
+    /// removed. A `dir` that does not exist is not an error: the report is
+    /// empty and [`dir_missing`](Report::dir_missing). Problems with single
+    /// files never fail the pass: they are recorded in the [`Report`]
+    /// (`protected`, `failures`, `vanished`, `in_use`, `changed`).
     pub fn prune(
         &self,
         dir: impl AsRef<Path>,
@@ -186,11 +240,25 @@ impl Pruner {
         now: Timestamp,
     ) -> Result<Report, Error> {
         let dir = dir.as_ref();
-        let fd = open_dir(dir)?;
+        let fd = match open_dir(dir) {
+            Ok(fd) => fd,
+            Err(Error::OpenDir { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                tracing::debug!(
+                    reason = "PruneDirMissing",
+                    dir = %dir.display(),
+                    "directory does not exist (yet); nothing to prune"
+                );
+                let mut report = Report::new(dir, self.dry_run);
+                report.dir_missing = true;
+                return Ok(report);
+            }
+            Err(e) => return Err(e),
+        };
         let pass = PassContext {
             dir,
             fd: fd.as_fd(),
             now,
+            listing_dev: listing_identity_dev(fd.as_fd()),
         };
         // The whole listing is read before anything is removed: a listing that
         // fails part-way aborts the pass with nothing done.
@@ -201,10 +269,26 @@ impl Pruner {
         // judged files leave `candidates` in place, so what is left is what the
         // strategy wants kept.
         let mut candidates = candidates;
+        if !self.protected.is_empty() {
+            candidates.retain(|candidate| {
+                if !self.protected.iter().any(|p| p == candidate.name()) {
+                    return true;
+                }
+                let error = Error::Protected {
+                    path: candidate.path(),
+                };
+                protect(&pass, candidate, error, &mut report);
+                false
+            });
+        }
         let mut prunable = Vec::new();
         candidates.retain(|candidate| match self.strategy.is_prunable(candidate) {
             Ok(true) => {
-                prunable.push((candidate.position(), candidate.c_name().to_owned()));
+                // The identity is taken now, as the file is judged: what the re-check
+                // before the unlink compares against.
+                if let Some(listed) = judged(&pass, candidate, &mut report) {
+                    prunable.push(listed);
+                }
                 false
             }
             Ok(false) => true,
@@ -236,7 +320,7 @@ impl Pruner {
             candidates[..excess].sort_unstable_by(oldest_first);
             let over_cap = candidates
                 .drain(..excess)
-                .map(Candidate::into_listed)
+                .filter_map(|candidate| judged(&pass, &candidate, &mut report))
                 .collect();
             self.remove(&pass, over_cap, RemovalReason::OverCap, &mut report);
         }
@@ -256,52 +340,56 @@ impl Pruner {
             protected = report.protected.len(),
             failures = report.failures.len(),
             vanished = report.vanished.len(),
+            in_use = report.in_use.len(),
+            changed = report.changed.len(),
             "prune pass completed"
         );
         Ok(report)
     }
 
-    /// Removes a batch of files (unless dry-running) and records each outcome
-    /// in the batch's order. Each file comes with its position in the
-    /// directory listing.
+    /// Removes a batch of files (unless dry-running: then only the lock probe
+    /// and the re-check run) and records each outcome in the batch's order.
+    /// Each file comes with its position in the directory listing and the
+    /// identity it was judged with.
     fn remove(
         &self,
         pass: &PassContext<'_>,
-        batch: Vec<(usize, CString)>,
+        batch: Vec<Listed>,
         reason: RemovalReason,
         report: &mut Report,
     ) {
-        if self.dry_run {
-            report
-                .removed
-                .extend(batch.into_iter().map(|(_, name)| Removed {
-                    name: os_name(name),
-                    reason,
-                }));
-            return;
-        }
         // Unlink in listing order, whatever order the report wants: on ext4 the
         // listing follows the directory's hash order, so consecutive unlinks
         // touch the same directory blocks. Removing the hard cap's batch in
         // name order was measured 1.6x slower (99,000 files, two threads).
         let mut by_position: Vec<usize> = (0..batch.len()).collect();
-        by_position.sort_unstable_by_key(|&i| batch[i].0);
-        let names: Vec<&CStr> = by_position.iter().map(|&i| batch[i].1.as_c_str()).collect();
-        let mut outcomes = vec![Ok(()); batch.len()];
-        for (&i, outcome) in by_position
+        by_position.sort_unstable_by_key(|&i| batch[i].position);
+        let items: Vec<(&CStr, Identity)> = by_position
             .iter()
-            .zip(unlink_all(pass.fd, &names, self.threads))
+            .map(|&i| (batch[i].name.as_c_str(), batch[i].identity))
+            .collect();
+        let check = Check {
+            probe_locks: self.probe_locks,
+            unlink: !self.dry_run,
+        };
+        let mut outcomes = vec![Outcome::Removed; batch.len()];
+        for (&i, outcome) in
+            by_position
+                .iter()
+                .zip(remove_all(pass.fd, &items, check, self.threads))
         {
             outcomes[i] = outcome;
         }
-        for ((_, name), outcome) in batch.into_iter().zip(outcomes) {
+        for (listed, outcome) in batch.into_iter().zip(outcomes) {
+            let name = listed.name;
             let path = || pass.dir.join(OsStr::from_bytes(name.to_bytes()));
             match outcome {
-                Ok(()) => {
+                Outcome::Removed => {
                     tracing::debug!(
                         reason = "FileRemoved",
                         path = %path().display(),
                         cause = ?reason,
+                        dry_run = self.dry_run,
                         "removed"
                     );
                     report.removed.push(Removed {
@@ -309,7 +397,7 @@ impl Pruner {
                         reason,
                     });
                 }
-                Err(Errno::NOENT) => {
+                Outcome::Vanished => {
                     tracing::debug!(
                         reason = "FileVanished",
                         path = %path().display(),
@@ -317,10 +405,32 @@ impl Pruner {
                     );
                     report.vanished.push(os_name(name));
                 }
-                Err(errno) => {
-                    let error = Error::Remove {
-                        path: path(),
-                        source: errno.into(),
+                Outcome::InUse => {
+                    tracing::debug!(
+                        reason = "FileInUse",
+                        path = %path().display(),
+                        "a writer holds the file's lock; keeping it"
+                    );
+                    report.in_use.push(os_name(name));
+                }
+                Outcome::Changed => {
+                    tracing::debug!(
+                        reason = "FileChanged",
+                        path = %path().display(),
+                        "the name leads to another file than the one judged; keeping it"
+                    );
+                    report.changed.push(os_name(name));
+                }
+                Outcome::Failed(step, errno) => {
+                    let error = match step {
+                        Step::Unlink => Error::Remove {
+                            path: path(),
+                            source: errno.into(),
+                        },
+                        Step::Recheck => Error::Recheck {
+                            path: path(),
+                            source: errno.into(),
+                        },
                     };
                     tracing::warn!(
                         reason = "RemoveFailed",
@@ -341,8 +451,118 @@ impl Pruner {
     }
 }
 
-/// Unlinks every name relative to `dir`, spreading a large batch over up to
-/// `threads` threads; returns the outcome of each name, in order.
+/// A file on its way to removal: its place in the listing, its name and the
+/// identity it was judged with.
+struct Listed {
+    position: usize,
+    name: CString,
+    identity: Identity,
+}
+
+/// What to do for each file of a removal batch.
+#[derive(Clone, Copy)]
+struct Check {
+    probe_locks: bool,
+    unlink: bool,
+}
+
+/// What became of one file of a removal batch.
+#[derive(Clone, Copy, Debug)]
+enum Outcome {
+    Removed,
+    Vanished,
+    InUse,
+    Changed,
+    Failed(Step, Errno),
+}
+
+/// The step a failure happened in.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Recheck,
+    Unlink,
+}
+
+/// Takes the identity of a candidate about to be removed; a candidate whose
+/// identity cannot be read is protected (or vanished), one whose type changed
+/// since the listing is `changed`.
+fn judged(
+    pass: &PassContext<'_>,
+    candidate: &Candidate<'_>,
+    report: &mut Report,
+) -> Option<Listed> {
+    match candidate.identity() {
+        Ok(identity) if identity.kind == Some(candidate.kind()) => Some(Listed {
+            position: candidate.position(),
+            name: candidate.c_name().to_owned(),
+            identity,
+        }),
+        Ok(_) => {
+            tracing::debug!(
+                reason = "FileChanged",
+                path = %candidate.path().display(),
+                "the name now leads to another type of file than listed; keeping it"
+            );
+            report.changed.push(candidate.name().to_owned());
+            None
+        }
+        Err(error) => {
+            protect(pass, candidate, error, report);
+            None
+        }
+    }
+}
+
+/// Re-checks and removes one file: see [Safety](Pruner#safety-of-the-file-system).
+fn remove_checked(dir: BorrowedFd<'_>, name: &CStr, judged: Identity, check: Check) -> Outcome {
+    // The shared lock is held (by `_probe`) until this function returns, after
+    // the unlink: a writer cannot lock the file between the probe and the
+    // removal.
+    let _probe = if check.probe_locks && judged.kind == Some(FileKind::File) {
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+            Ok(fd) => {
+                match rustix::fs::fstat(&fd) {
+                    Ok(stat) if Identity::of(&stat) == judged => {}
+                    Ok(_) => return Outcome::Changed,
+                    Err(errno) => return Outcome::Failed(Step::Recheck, errno),
+                }
+                match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockShared) {
+                    Ok(()) => Some(fd),
+                    Err(Errno::WOULDBLOCK) => return Outcome::InUse,
+                    Err(errno) => return Outcome::Failed(Step::Recheck, errno),
+                }
+            }
+            Err(Errno::NOENT) => return Outcome::Vanished,
+            // A symlink now stands where a regular file was judged.
+            Err(Errno::LOOP) => return Outcome::Changed,
+            // Not ours to open: there is no lock to probe, the re-check below
+            // still applies.
+            Err(Errno::ACCESS | Errno::PERM) => None,
+            Err(errno) => return Outcome::Failed(Step::Recheck, errno),
+        }
+    } else {
+        None
+    };
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) if Identity::of(&stat) == judged => {}
+        Ok(_) => return Outcome::Changed,
+        Err(Errno::NOENT) => return Outcome::Vanished,
+        Err(errno) => return Outcome::Failed(Step::Recheck, errno),
+    }
+    if !check.unlink {
+        return Outcome::Removed;
+    }
+    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+        Ok(()) => Outcome::Removed,
+        Err(Errno::NOENT) => Outcome::Vanished,
+        Err(errno) => Outcome::Failed(Step::Unlink, errno),
+    }
+}
+
+/// Re-checks and removes every file relative to `dir`, spreading a large
+/// batch over up to `threads` threads; returns the outcome of each, in order.
 ///
 /// `unlinkat` without `AT_REMOVEDIR` never removes a directory (`EISDIR`), and
 /// on a symlink removes the link itself.
@@ -352,20 +572,25 @@ impl Pruner {
 /// wall time of a 100,000-file purge by about a third. Small batches stay on
 /// the calling thread, and if a thread cannot be spawned its share is done on
 /// the calling thread too.
-fn unlink_all(dir: BorrowedFd<'_>, names: &[&CStr], threads: usize) -> Vec<Result<(), Errno>> {
-    let unlink = |name: &&CStr| rustix::fs::unlinkat(dir, *name, AtFlags::empty());
-    let threads = threads.min(names.len() / MIN_NAMES_PER_THREAD).max(1);
+fn remove_all(
+    dir: BorrowedFd<'_>,
+    items: &[(&CStr, Identity)],
+    check: Check,
+    threads: usize,
+) -> Vec<Outcome> {
+    let remove = |(name, identity): &(&CStr, Identity)| remove_checked(dir, name, *identity, check);
+    let threads = threads.min(items.len() / MIN_NAMES_PER_THREAD).max(1);
     if threads == 1 {
-        return names.iter().map(unlink).collect();
+        return items.iter().map(remove).collect();
     }
     // A slot stays `None` only if its thread could not be spawned.
-    let mut outcomes: Vec<Option<Result<(), Errno>>> = vec![None; names.len()];
-    let chunk = names.len().div_ceil(threads);
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
+    let chunk = items.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        for (part, out) in names.chunks(chunk).zip(outcomes.chunks_mut(chunk)) {
+        for (part, out) in items.chunks(chunk).zip(outcomes.chunks_mut(chunk)) {
             let work = move || {
-                for (name, slot) in part.iter().zip(out.iter_mut()) {
-                    *slot = Some(unlink(name));
+                for (item, slot) in part.iter().zip(out.iter_mut()) {
+                    *slot = Some(remove(item));
                 }
             };
             let spawned = std::thread::Builder::new()
@@ -382,8 +607,8 @@ fn unlink_all(dir: BorrowedFd<'_>, names: &[&CStr], threads: usize) -> Vec<Resul
     });
     outcomes
         .into_iter()
-        .zip(names)
-        .map(|(outcome, name)| outcome.unwrap_or_else(|| unlink(name)))
+        .zip(items)
+        .map(|(outcome, item)| outcome.unwrap_or_else(|| remove(item)))
         .collect()
 }
 
@@ -394,6 +619,8 @@ impl fmt::Debug for Pruner {
             .field("order", &self.order)
             .field("dry_run", &self.dry_run)
             .field("threads", &self.threads)
+            .field("probe_locks", &self.probe_locks)
+            .field("protected", &self.protected)
             .finish()
     }
 }
@@ -438,6 +665,27 @@ fn protect(pass: &PassContext<'_>, candidate: &Candidate<'_>, error: Error, repo
     }
 }
 
+/// The directory's device, when its file system reports in a listing the same
+/// inode numbers `lstat` does (`d_ino == st_ino`): then a file's identity can
+/// be taken from the listing, at no cost. `None` elsewhere (overlayfs, network
+/// and FUSE file systems may differ), where the identity costs an `lstat`.
+fn listing_identity_dev(dir: BorrowedFd<'_>) -> Option<u64> {
+    const EXT4_MAGIC: i64 = 0xEF53;
+    const XFS_MAGIC: i64 = 0x5846_5342;
+    const BTRFS_MAGIC: i64 = 0x9123_683E;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let fs = rustix::fs::fstatfs(dir).ok()?;
+    // `f_type`'s integer type differs between targets; the magics fit in it.
+    #[allow(clippy::unnecessary_cast)]
+    let magic = fs.f_type as i64;
+    if ![EXT4_MAGIC, XFS_MAGIC, BTRFS_MAGIC, TMPFS_MAGIC].contains(&magic) {
+        return None;
+    }
+    let stat = rustix::fs::fstat(dir).ok()?;
+    #[allow(clippy::unnecessary_cast)]
+    Some(stat.st_dev as u64)
+}
+
 /// Opens `dir` for listing and as the anchor of every `*at` call.
 ///
 /// `dir` itself may be a symlink to a directory (it is followed once, here).
@@ -461,7 +709,7 @@ fn list<'a>(pass: &'a PassContext<'a>, pattern: &Pattern) -> Result<Vec<Candidat
         source: errno.into(),
     };
     let mut candidates = Vec::new();
-    for_each_entry(pass.fd, |name, file_type| {
+    for_each_entry(pass.fd, |name, file_type, ino| {
         let bytes = name.to_bytes();
         if bytes == b"." || bytes == b".." || !pattern.is_match_bytes(bytes) {
             return Ok(());
@@ -493,7 +741,7 @@ fn list<'a>(pass: &'a PassContext<'a>, pattern: &Pattern) -> Result<Vec<Candidat
             }
         };
         let position = candidates.len();
-        candidates.push(Candidate::new(pass, name.to_owned(), position, kind));
+        candidates.push(Candidate::new(pass, name.to_owned(), position, kind, ino));
         Ok(())
     })
     .map_err(read_error)?;
@@ -505,7 +753,7 @@ fn list<'a>(pass: &'a PassContext<'a>, pattern: &Pattern) -> Result<Vec<Candidat
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn for_each_entry(
     fd: BorrowedFd<'_>,
-    mut each: impl FnMut(&CStr, FileType) -> Result<(), Errno>,
+    mut each: impl FnMut(&CStr, FileType, u64) -> Result<(), Errno>,
 ) -> Result<(), Errno> {
     // `RawDir` hands out names borrowed from this buffer, so only the names
     // that match are ever copied. 64 KiB holds several hundred entries per
@@ -514,7 +762,7 @@ fn for_each_entry(
     let mut entries = rustix::fs::RawDir::new(fd, buf.spare_capacity_mut());
     while let Some(entry) = entries.next() {
         let entry = entry?;
-        each(entry.file_name(), entry.file_type())?;
+        each(entry.file_name(), entry.file_type(), entry.ino())?;
     }
     Ok(())
 }
@@ -524,11 +772,11 @@ fn for_each_entry(
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn for_each_entry(
     fd: BorrowedFd<'_>,
-    mut each: impl FnMut(&CStr, FileType) -> Result<(), Errno>,
+    mut each: impl FnMut(&CStr, FileType, u64) -> Result<(), Errno>,
 ) -> Result<(), Errno> {
     for entry in rustix::fs::Dir::read_from(fd)? {
         let entry = entry?;
-        each(entry.file_name(), entry.file_type())?;
+        each(entry.file_name(), entry.file_type(), entry.ino())?;
     }
     Ok(())
 }

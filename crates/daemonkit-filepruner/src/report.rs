@@ -21,11 +21,11 @@ use crate::Error;
 /// names; names, paths and errors are written as (lossily decoded) strings:
 ///
 /// ```json
-/// {"dir":"/var/log/app","dry_run":false,
+/// {"dir":"/var/log/app","dry_run":false,"dir_missing":false,
 ///  "removed":[{"name":"app-20240101T000000Z.log","reason":"prunable"}],
 ///  "kept":["app-20260415T143000Z.log"],
 ///  "protected":[{"name":"app.log","reason":"no timestamp in the format …"}],
-///  "failures":[],"vanished":[]}
+///  "failures":[],"vanished":[],"in_use":["app-20260416T000000Z.log"],"changed":[]}
 /// ```
 #[derive(Debug, Serialize)]
 #[non_exhaustive]
@@ -36,6 +36,11 @@ pub struct Report {
     /// Whether this was a dry run: nothing was removed, and `removed` lists
     /// what a real pass would have removed.
     pub dry_run: bool,
+    /// The directory does not exist (yet): nothing was listed or removed, and every list is
+    /// empty. Not an error, so a daemon pruning a directory before its first file is written
+    /// does not report a failure every pass. (A directory that exists but cannot be read is
+    /// still [`Error::OpenDir`].)
+    pub dir_missing: bool,
     /// Files removed (or, in a dry run, that would be removed), and why.
     pub removed: Vec<Removed>,
     /// Files kept: not prunable and within the hard cap.
@@ -51,6 +56,16 @@ pub struct Report {
     /// them. Neither an error nor a removal by this pass.
     #[serde(serialize_with = "lossy_names")]
     pub vanished: Vec<OsString>,
+    /// Files that should have been removed but that a writer holds: another process or
+    /// thread has an exclusive `flock` on them, as daemonkit-eventlog's writers take on their
+    /// live file. Kept; the next pass looks again.
+    #[serde(serialize_with = "lossy_names")]
+    pub in_use: Vec<OsString>,
+    /// Files that should have been removed but whose name led to another file (or type)
+    /// just before removal than when it was judged — renamed over or replaced during the
+    /// pass. Kept unjudged; the next pass judges what is there.
+    #[serde(serialize_with = "lossy_names")]
+    pub changed: Vec<OsString>,
 }
 
 impl Report {
@@ -58,11 +73,14 @@ impl Report {
         Report {
             dir: dir.to_owned(),
             dry_run,
+            dir_missing: false,
             removed: Vec::new(),
             kept: Vec::new(),
             protected: Vec::new(),
             failures: Vec::new(),
             vanished: Vec::new(),
+            in_use: Vec::new(),
+            changed: Vec::new(),
         }
     }
 

@@ -104,6 +104,8 @@ pub(crate) struct PassContext<'a> {
     pub(crate) dir: &'a Path,
     pub(crate) fd: BorrowedFd<'a>,
     pub(crate) now: Timestamp,
+    /// The directory's device, when a listing's inode numbers are `lstat`'s.
+    pub(crate) listing_dev: Option<u64>,
 }
 
 /// The subset of `lstat(2)` that strategies and the pruner use.
@@ -111,6 +113,35 @@ pub(crate) struct PassContext<'a> {
 struct Lstat {
     len: u64,
     modified: Timestamp,
+    identity: Identity,
+}
+
+/// Which inode a name led to when a file was judged: what the pruner checks again just before
+/// removing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    /// `None` for a type that is never a candidate (a directory swapped in, …).
+    pub(crate) kind: Option<FileKind>,
+}
+
+impl Identity {
+    pub(crate) fn of(stat: &rustix::fs::Stat) -> Identity {
+        let kind = match rustix::fs::FileType::from_raw_mode(stat.st_mode) {
+            rustix::fs::FileType::RegularFile => Some(FileKind::File),
+            rustix::fs::FileType::Symlink => Some(FileKind::Symlink),
+            _ => None,
+        };
+        Identity {
+            // `dev_t` and `ino_t` are unsigned on Linux; the casts only widen.
+            #[allow(clippy::unnecessary_cast)]
+            dev: stat.st_dev as u64,
+            #[allow(clippy::unnecessary_cast)]
+            ino: stat.st_ino as u64,
+            kind,
+        }
+    }
 }
 
 /// One file a [`Strategy`] is asked about: a regular file or a symlink directly
@@ -127,6 +158,8 @@ pub struct Candidate<'a> {
     /// Where the name came in the directory listing.
     position: usize,
     kind: FileKind,
+    /// The inode number the listing gave.
+    ino: u64,
     /// Boxed: most passes never `lstat`, and the box keeps a candidate small.
     lstat: OnceCell<Box<Lstat>>,
 }
@@ -139,12 +172,14 @@ impl<'a> Candidate<'a> {
         name: CString,
         position: usize,
         kind: FileKind,
+        ino: u64,
     ) -> Candidate<'a> {
         Candidate {
             pass,
             name,
             position,
             kind,
+            ino,
             lstat: OnceCell::new(),
         }
     }
@@ -156,11 +191,6 @@ impl<'a> Candidate<'a> {
 
     pub(crate) fn c_name(&self) -> &std::ffi::CStr {
         &self.name
-    }
-
-    /// The candidate's position in the directory listing and its name.
-    pub(crate) fn into_listed(self) -> (usize, CString) {
-        (self.position, self.name)
     }
 
     pub(crate) fn position(&self) -> usize {
@@ -222,6 +252,23 @@ impl<'a> Candidate<'a> {
         Ok(self.lstat()?.modified)
     }
 
+    /// The inode the name led to when the file was judged, to be checked again just before
+    /// removal: the `lstat` a strategy made, else the listing's own inode number and type
+    /// where those are `lstat`'s (no system call), else an `lstat` now.
+    pub(crate) fn identity(&self) -> Result<Identity, Error> {
+        if let Some(lstat) = self.lstat.get() {
+            return Ok(lstat.identity);
+        }
+        if let Some(dev) = self.pass.listing_dev {
+            return Ok(Identity {
+                dev,
+                ino: self.ino,
+                kind: Some(self.kind),
+            });
+        }
+        Ok(self.lstat()?.identity)
+    }
+
     fn lstat(&self) -> Result<Lstat, Error> {
         if let Some(lstat) = self.lstat.get() {
             return Ok(**lstat);
@@ -247,7 +294,11 @@ impl<'a> Candidate<'a> {
         let modified =
             Timestamp::new(stat.st_mtime, nanos).map_err(|_| out_of_range("modification time"))?;
         let len = u64::try_from(stat.st_size).map_err(|_| out_of_range("size"))?;
-        let lstat = Lstat { len, modified };
+        let lstat = Lstat {
+            len,
+            modified,
+            identity: Identity::of(&stat),
+        };
         // Ignoring the result is fine: the cell was empty a moment ago and a
         // candidate is used by one thread (it is not `Sync`).
         let _ = self.lstat.set(Box::new(lstat));

@@ -150,10 +150,10 @@ fn candidates_deleted_by_another_process_mid_pass_do_not_fail_the_prune() {
 }
 
 #[test]
-fn removal_failure_is_recorded_and_the_pass_goes_on() {
+fn a_file_replaced_by_a_directory_while_judged_is_reported_changed_and_kept() {
     let dir = mixed_dir();
-    // Between evaluation and removal, "app-20200101.log" becomes a non-empty
-    // directory: the pruner's unlink then really fails (EISDIR), even as root.
+    // During evaluation, "app-20200101.log" becomes a non-empty directory: the
+    // name no longer leads to what was listed, so it is neither judged nor removed.
     let sabotage = strategy::from_fn(|file| {
         if file.name() == "app-20200101.log" {
             let path = file.path();
@@ -167,6 +167,46 @@ fn removal_failure_is_recorded_and_the_pass_goes_on() {
     let report = Pruner::new(sabotage)
         .prune_at(dir.path(), &pattern("*.log"), 10, now())
         .unwrap();
+
+    assert!(report.is_success(), "{:?}", report.failures);
+    assert_eq!(sorted(&report.changed), ["app-20200101.log"]);
+    // The other old file was still removed.
+    assert_eq!(
+        sorted(report.removed.iter().map(|r| &r.name)),
+        ["app-20200102.log"]
+    );
+    assert!(dir.path().join("app-20200101.log/inside").exists());
+}
+
+/// Sets or clears the immutable attribute with `chattr` (e2fsprogs); `Err` where the tool or
+/// the file system cannot.
+fn chattr(flag: &str, path: &std::path::Path) -> Result<(), String> {
+    let out = std::process::Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .output()
+        .map_err(|e| format!("cannot run chattr: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+#[test]
+fn removal_failure_is_recorded_and_the_pass_goes_on() {
+    let dir = mixed_dir();
+    // An immutable file passes every check and then cannot be unlinked (EPERM, even as root).
+    let stuck = dir.path().join("app-20200101.log");
+    if let Err(why) = chattr("+i", &stuck) {
+        common::skip(&format!(
+            "cannot make a file immutable (needs root and ext4): {why}"
+        ));
+        return;
+    }
+    let report = Pruner::new(daily()).prune_at(dir.path(), &pattern("*.log"), 10, now());
+    chattr("-i", &stuck).unwrap();
+    let report = report.unwrap();
 
     assert!(!report.is_success());
     assert_eq!(report.failures.len(), 1);
@@ -183,7 +223,7 @@ fn removal_failure_is_recorded_and_the_pass_goes_on() {
         sorted(report.removed.iter().map(|r| &r.name)),
         ["app-20200102.log"]
     );
-    assert!(dir.path().join("app-20200101.log/inside").exists());
+    assert!(stuck.exists());
 }
 
 #[test]

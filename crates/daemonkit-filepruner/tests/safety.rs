@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::fs::symlink;
 use std::os::unix::net::UnixListener;
 
@@ -182,17 +183,18 @@ fn only_names_matching_the_pattern_are_touched() {
 }
 
 #[test]
-fn missing_directory_is_an_error_naming_it() {
+fn a_directory_that_does_not_exist_gives_an_empty_report_marked_missing() {
     let parent = tempfile::tempdir().unwrap();
     let missing = parent.path().join("no-such-dir");
 
-    let err = Pruner::new(ModifiedTime::new(YEAR))
+    let report = Pruner::new(ModifiedTime::new(YEAR))
         .prune_at(&missing, &pattern("*.log"), 0, now())
-        .unwrap_err();
+        .unwrap();
 
-    assert!(matches!(err, Error::OpenDir { .. }), "{err:?}");
-    assert!(err.is_not_found());
-    assert!(err.to_string().contains("no-such-dir"), "{err}");
+    assert!(report.dir_missing);
+    assert_eq!(report.dir, missing);
+    assert!(report.removed.is_empty() && report.kept.is_empty() && report.is_success());
+    assert!(!missing.exists(), "nothing was created");
 }
 
 #[test]
@@ -207,4 +209,63 @@ fn a_file_given_as_the_directory_is_an_error_and_is_untouched() {
 
     assert!(matches!(err, Error::OpenDir { .. }), "{err:?}");
     assert!(file.exists());
+}
+
+const UNREADABLE_ENV: &str = "DAEMONKIT_FILEPRUNER_UNREADABLE_DIR";
+
+/// The child's role, run as an unprivileged uid: prune a directory it may not read and print
+/// what came back.
+#[test]
+#[ignore = "child process of `a_directory_that_exists_but_cannot_be_read_stays_an_error`"]
+fn unreadable_dir_child() {
+    let dir = std::env::var_os(UNREADABLE_ENV).expect("run by the parent test");
+    match Pruner::new(ModifiedTime::new(YEAR)).prune_at(&dir, &pattern("*.log"), 0, now()) {
+        Ok(report) => println!("RESULT ok dir_missing={}", report.dir_missing),
+        Err(err) => println!(
+            "RESULT err open_dir={}",
+            matches!(err, Error::OpenDir { .. })
+        ),
+    }
+}
+
+#[test]
+fn a_directory_that_exists_but_cannot_be_read_stays_an_error() {
+    if !rustix::process::geteuid().is_root() {
+        common::skip("needs root, to run the pruner as another uid");
+        return;
+    }
+    // A root-only directory, inside one everybody may traverse.
+    let parent = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let secret = parent.path().join("secret");
+    std::fs::create_dir(&secret).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).unwrap();
+    write_files(&secret, &["old.log"]);
+
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "unreadable_dir_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(UNREADABLE_ENV, &secret)
+        .output();
+    let out = match out {
+        Ok(out) if out.status.success() => out,
+        Ok(out) => panic!(
+            "child failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => {
+            common::skip(&format!("cannot run setpriv (util-linux): {e}"));
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("RESULT err open_dir=true"), "{stdout}");
+    assert!(secret.join("old.log").exists());
 }

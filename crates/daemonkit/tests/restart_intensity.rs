@@ -158,3 +158,31 @@ async fn by_default_a_daemon_carries_on_without_the_failed_monitor() {
     assert_eq!(tracker.snapshot()["steady"].state, MonitorState::Running);
     run.abort();
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn an_operators_start_runs_a_failed_monitor_again_with_a_fresh_window() {
+    let runs = Arc::new(AtomicU32::new(0));
+    let supervisor = Supervisor::builder()
+        .policy(policy(1, Duration::from_secs(60), Duration::from_secs(1)))
+        .monitor(crasher(&runs))
+        .build()
+        .unwrap();
+    let control = supervisor.control("crasher").unwrap();
+    let tracker = supervisor.tracker().clone();
+    let running = supervisor.start(&CancellationToken::new());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(tracker.snapshot()["crasher"].state, MonitorState::Failed);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+
+    // Failed stays failed (no restart on its own) until an operator starts it.
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    control
+        .send(daemonkit::supervisor::Command::Start, "uid 0")
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // A fresh window: one crash allowed again, the second is final again.
+    assert_eq!(runs.load(Ordering::SeqCst), 4);
+    assert_eq!(tracker.snapshot()["crasher"].state, MonitorState::Failed);
+    assert!(running.shutdown(Duration::from_secs(1)).await.is_clean());
+}

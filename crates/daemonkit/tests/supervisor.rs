@@ -629,3 +629,66 @@ async fn shutdown_names_monitors_that_ignore_cancellation() {
     assert_eq!(logs.count("MonitorShutdownTimeout"), 1);
     assert_eq!(tracker.get("polite").unwrap().state, MonitorState::Stopped);
 }
+
+/// An operator's restart of one monitor resets its streak and back-off at once and leaves
+/// the other monitors untouched; stop keeps it stopped until start.
+#[tokio::test(start_paused = true)]
+async fn restart_stop_and_start_one_monitor_without_touching_the_others() {
+    use daemonkit::supervisor::{Command, Refused};
+    let logs = common::capture();
+    // `flaky` crashes at once on every run; its back-off grows to minutes.
+    let (flaky, flaky_runs) = scripted("flaky", |_| Step::Crash);
+    let (steady, steady_runs) = scripted("steady", |_| Step::WaitCancel);
+    let supervisor = Supervisor::builder()
+        .policy(
+            RestartPolicy::builder()
+                .initial(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        )
+        .monitor(flaky)
+        .monitor(steady)
+        .build()
+        .unwrap();
+    let control = supervisor.control("flaky").unwrap();
+    assert_eq!(
+        control.send(Command::Restart, "uid 0"),
+        Err(Refused::NotSupervised)
+    );
+    let tracker = supervisor.tracker().clone();
+    let running = supervisor.start(&CancellationToken::new());
+    async fn until(tracker: &StatusTracker, want: impl Fn(&daemonkit::MonitorStatus) -> bool) {
+        while !tracker.get("flaky").is_some_and(|s| want(&s)) {
+            tokio::task::yield_now().await;
+        }
+    }
+    until(&tracker, |s| matches!(s.state, MonitorState::Backoff(_))).await;
+    let steady_since = tracker.get("steady").unwrap().state_since;
+
+    // Restart: no waiting out the 60 s back-off, streak reset, run again at once.
+    control.send(Command::Restart, "uid 1000").unwrap();
+    until(&tracker, |_| flaky_runs.load(Ordering::SeqCst) >= 2).await;
+    until(&tracker, |s| s.consecutive_crashes == 1).await;
+    assert_eq!(logs.count("MonitorRestartRequested"), 1);
+    assert_eq!(
+        logs.with_reason("MonitorRestartRequested")[0].field("by"),
+        Some("uid 1000")
+    );
+
+    // Stop: stays stopped; start brings it back.
+    control.send(Command::Stop, "uid 0").unwrap();
+    until(&tracker, |s| s.state == MonitorState::Stopped).await;
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(tracker.get("flaky").unwrap().state, MonitorState::Stopped);
+    let runs = flaky_runs.load(Ordering::SeqCst);
+    control.send(Command::Start, "uid 0").unwrap();
+    until(&tracker, |_| flaky_runs.load(Ordering::SeqCst) > runs).await;
+
+    // `steady` never noticed.
+    let steady = tracker.get("steady").unwrap();
+    assert_eq!(steady.state, MonitorState::Running);
+    assert_eq!(steady.state_since, steady_since);
+    assert_eq!(steady.restarts, 0);
+    assert_eq!(steady_runs.load(Ordering::SeqCst), 1);
+    assert!(running.shutdown(Duration::from_secs(5)).await.is_clean());
+}

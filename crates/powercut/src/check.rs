@@ -9,7 +9,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use daemonkit_eventlog::read_events;
+use daemonkit_eventlog::{StateFile, read_events};
 
 // ===== event log =====
 
@@ -218,28 +218,58 @@ pub fn state_generation(content: &[u8]) -> Option<u64> {
     (state_content(generation) == content).then_some(generation)
 }
 
-/// Checks the state file at `path` after a crash: it must exist and hold exactly one whole
-/// generation, the last acknowledged one or the one in flight after it. Returns the problems and
-/// the generation found.
+/// Checks the state file at `path` after a crash, as raw bytes (the negative control's writer
+/// frames nothing): it must exist and hold exactly one whole generation, the last acknowledged
+/// one or the one in flight after it. Returns the problems and the generation found.
 pub fn check_state(path: &Path, last_acked: u64) -> (Vec<String>, Option<u64>) {
     match fs::read(path) {
         Err(e) => (vec![format!("state file {}: {e}", path.display())], None),
-        Ok(content) => match state_generation(&content) {
-            Some(g) if g == last_acked || g == last_acked + 1 => (Vec::new(), Some(g)),
-            Some(g) => (
-                vec![format!(
-                    "state file holds generation {g}, but {last_acked} was acknowledged last"
-                )],
-                Some(g),
-            ),
-            None => (
-                vec![format!(
-                    "state file is neither the old nor the new content ({} bytes: torn or empty)",
-                    content.len()
-                )],
-                None,
-            ),
-        },
+        Ok(content) => judge_state(&content, last_acked),
+    }
+}
+
+/// The name of the kit's state file in the state-file scenario's directory.
+pub const STATE_FILE_NAME: &str = "state";
+
+/// Checks the kit's [`StateFile`] named [`STATE_FILE_NAME`] in `dir` after a crash, through its
+/// own reader: it must be there, intact (framing and checksum), and hold exactly one whole
+/// generation, the last acknowledged one or the one in flight after it. Returns the problems
+/// and the generation found.
+pub fn check_state_file(dir: &Path, last_acked: u64) -> (Vec<String>, Option<u64>) {
+    match StateFile::new(dir, STATE_FILE_NAME).and_then(|state| state.read()) {
+        Err(e) => (
+            vec![format!(
+                "state file is neither the old nor the new content: {e}"
+            )],
+            None,
+        ),
+        Ok(None) => (
+            vec![format!(
+                "state file is missing, after generation {last_acked} was acknowledged"
+            )],
+            None,
+        ),
+        Ok(Some(content)) => judge_state(&content, last_acked),
+    }
+}
+
+/// Whether `content` is generation `last_acked` or `last_acked + 1`, whole.
+fn judge_state(content: &[u8], last_acked: u64) -> (Vec<String>, Option<u64>) {
+    match state_generation(content) {
+        Some(g) if g == last_acked || g == last_acked + 1 => (Vec::new(), Some(g)),
+        Some(g) => (
+            vec![format!(
+                "state file holds generation {g}, but {last_acked} was acknowledged last"
+            )],
+            Some(g),
+        ),
+        None => (
+            vec![format!(
+                "state file is neither the old nor the new content ({} bytes: torn or empty)",
+                content.len()
+            )],
+            None,
+        ),
     }
 }
 
@@ -376,5 +406,25 @@ mod tests {
         assert!(check_state(&path, 4).0[0].contains("neither the old nor the new"));
         fs::remove_file(&path).unwrap();
         assert_eq!(check_state(&path, 4).0.len(), 1);
+    }
+
+    #[test]
+    fn the_kits_state_file_must_be_there_intact_and_one_whole_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = check_state_file(dir.path(), 0).0;
+        assert!(missing[0].contains("missing"), "{missing:?}");
+        let state = StateFile::new(dir.path(), STATE_FILE_NAME).unwrap();
+        state.write(&state_content(4)).unwrap();
+        assert_eq!(check_state_file(dir.path(), 3), (vec![], Some(4)));
+        assert_eq!(check_state_file(dir.path(), 4), (vec![], Some(4)));
+        assert_eq!(check_state_file(dir.path(), 5).0.len(), 1);
+        // Framed but not a generation: the check is about content, not only framing.
+        state.write(b"generation 4\n").unwrap();
+        assert!(check_state_file(dir.path(), 4).0[0].contains("neither the old nor the new"));
+        // Torn: the reader's own error is the problem.
+        let framed = fs::read(state.path()).unwrap();
+        fs::write(state.path(), &framed[..framed.len() - 1]).unwrap();
+        let torn = check_state_file(dir.path(), 4).0;
+        assert!(torn[0].contains("torn"), "{torn:?}");
     }
 }

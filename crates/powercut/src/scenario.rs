@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use daemonkit_eventlog::{CONSENSUS_PREFIX, Event, EventLog, Level};
 
-use crate::check::{EventLogLedger, check_lines, check_state, state_content};
+use crate::check::{
+    EventLogLedger, STATE_FILE_NAME, check_lines, check_state, check_state_file, state_content,
+};
 use crate::child::{ChildRun, run_until_cut};
 use crate::error::{Error, io_err};
 use crate::rng::{Rng, derive_seed};
@@ -608,14 +610,10 @@ impl OperationLogRun {
     }
 }
 
-// ===== the negative controls and the state file =====
+// ===== the negative controls =====
 
-/// Which broken (or, as a control of the control, correct) writer a [`ControlRun`] runs.
-///
-/// The state-file writers double as the harness for the kit's durable state file (issue 10)
-/// once it lands: a variant running it through a `powercut-writer` subcommand with the
-/// `state` subcommand's arguments and output (`ack GENERATION` after each replacement) is held
-/// to the same check — always exactly the old or the new content, never missing, never a mix.
+/// Which broken writer a [`ControlRun`] runs: each loses acknowledged data under some cuts, and
+/// the harness's own tests assert that it does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Control {
@@ -623,10 +621,10 @@ pub enum Control {
     AckBeforeSync,
     /// Creates its file and syncs every line, but never syncs the directory.
     NoDirSync,
-    /// Replaces a state file by renaming a temporary file it did not sync first.
+    /// Replaces a state file by renaming a temporary file it did not sync first (then syncs the
+    /// directory): the shape of the kit's [`StateFile`](daemonkit_eventlog::StateFile) less
+    /// one `fsync`, which [`StateFileRun`] holds to the same check.
     RenameWithoutSync,
-    /// Replaces a state file correctly: sync the temporary file, rename, sync the directory.
-    RenameAfterSync,
 }
 
 /// Runs a [`Control`] writer `cuts` times, each cut at a seeded point of its run.
@@ -664,13 +662,12 @@ impl ControlRun {
                 match self.control {
                     Control::AckBeforeSync => c.arg("ack-before-sync"),
                     Control::NoDirSync => c.arg("no-dir-sync"),
-                    Control::RenameWithoutSync | Control::RenameAfterSync => c.arg("state"),
+                    Control::RenameWithoutSync => c.arg("rename-without-sync"),
                 };
                 c.arg(mnt);
                 match self.control {
                     Control::AckBeforeSync | Control::NoDirSync => c.args(["lines.txt", "t", &n]),
-                    Control::RenameWithoutSync => c.args([&n, "nosync"]),
-                    Control::RenameAfterSync => c.args([&n, "sync"]),
+                    Control::RenameWithoutSync => c.arg(&n),
                 };
                 c
             };
@@ -682,20 +679,147 @@ impl ControlRun {
                 Control::AckBeforeSync | Control::NoDirSync => {
                     check_lines(&disk.backing.join("lines.txt"), &run.stdout)
                 }
-                Control::RenameWithoutSync | Control::RenameAfterSync => {
-                    let last = run
-                        .stdout
-                        .iter()
-                        .filter_map(|l| l.strip_prefix("ack ")?.parse::<u64>().ok())
-                        .max()
-                        .unwrap_or(0);
-                    check_state(&state_file, last).0
-                }
+                Control::RenameWithoutSync => check_state(&state_file, last_generation(&run, 0)).0,
             };
             summary.acked += run.stdout.iter().filter(|l| l.starts_with("ack ")).count() as u64;
             summary.lose(&disk, i, seed, problems);
         }
         Ok(summary)
+    }
+}
+
+/// The last generation a state writer acknowledged (`ack GENERATION`), or `before` if none.
+fn last_generation(run: &ChildRun, before: u64) -> u64 {
+    run.stdout
+        .iter()
+        .filter_map(|l| l.strip_prefix("ack ")?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(before)
+}
+
+// ===== the durable state file =====
+
+/// The kit's [`StateFile`](daemonkit_eventlog::StateFile) under power cuts: a child replaces the
+/// state with `generations` new generations (3 KiB each, so a torn write can split one), and the
+/// power fails after a seeded number of operations. After every cut the state file, read
+/// through the kit's own reader, must be there, intact, and exactly the last acknowledged
+/// generation or the one in flight after it — never missing, never a mix. A disk is kept for
+/// `cuts_per_disk` cuts, so later writers start from what a crash left (a temporary file that
+/// survived, a rename undone).
+#[derive(Clone, Debug)]
+pub struct StateFileRun {
+    /// The `powercut-writer` binary.
+    pub writer: PathBuf,
+    /// Generations the child writes per cut (at most).
+    pub generations: u64,
+    /// Cuts to run.
+    pub cuts: u64,
+    /// Cuts on one disk before it starts afresh.
+    pub cuts_per_disk: u64,
+    /// The base seed.
+    pub seed: u64,
+}
+
+impl StateFileRun {
+    /// Runs the cuts, each at a seeded operation of the child's run, in scratch space under
+    /// `work`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] if the harness itself fails.
+    pub fn run(&self, work: &Path) -> Result<Summary, Error> {
+        let disk = Disk::new(work)?;
+        let mut summary = Summary::new("state file", self.seed);
+        // Operations a cut-free run makes, counted once on a fresh disk.
+        self.fresh(&disk)?;
+        let (_, run_ops) = disk.clean(|mnt| self.command(mnt))?;
+        let mut generation = 0;
+        for i in 0..self.cuts {
+            if i % self.cuts_per_disk.max(1) == 0 {
+                self.fresh(&disk)?;
+                generation = 0;
+            }
+            let seed = derive_seed(self.seed, i);
+            let cut_after = Rng::new(seed).below(run_ops + 1);
+            generation = self.cut(&disk, &mut summary, i, cut_after, seed, generation)?;
+        }
+        Ok(summary)
+    }
+
+    /// Cuts after every operation of a one-generation replacement in turn, `seeds_per_step`
+    /// crash states each, on a fresh disk every time.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] if the harness itself fails.
+    pub fn run_every_step(&self, work: &Path, seeds_per_step: u64) -> Result<Summary, Error> {
+        let disk = Disk::new(work)?;
+        let mut summary = Summary::new("state file, every step", self.seed);
+        let one = StateFileRun {
+            generations: 1,
+            ..self.clone()
+        };
+        self.fresh(&disk)?;
+        let (_, steps) = disk.clean(|mnt| one.command(mnt))?;
+        let mut index = 0;
+        for step in 0..=steps {
+            for _ in 0..seeds_per_step {
+                self.fresh(&disk)?;
+                let seed = derive_seed(self.seed, index);
+                one.cut(&disk, &mut summary, index, step, seed, 0)?;
+                index += 1;
+            }
+        }
+        Ok(summary)
+    }
+
+    /// A fresh disk holding generation 0, written (and synced) by the kit itself.
+    fn fresh(&self, disk: &Disk) -> Result<(), Error> {
+        disk.wipe()?;
+        daemonkit_eventlog::StateFile::new(&disk.backing, STATE_FILE_NAME)
+            .and_then(|state| state.write(&state_content(0)))
+            .map_err(|e| Error::Io {
+                op: "write generation 0 of",
+                path: disk.backing.join(STATE_FILE_NAME),
+                source: std::io::Error::other(e),
+            })
+    }
+
+    fn command(&self, mnt: &Path) -> Command {
+        let mut c = Command::new(&self.writer);
+        c.arg("statefile")
+            .arg(mnt)
+            .arg(self.generations.to_string());
+        c
+    }
+
+    /// One cut of a child starting from `generation`; returns the generation the crash left.
+    fn cut(
+        &self,
+        disk: &Disk,
+        summary: &mut Summary,
+        index: u64,
+        cut_after: u64,
+        seed: u64,
+        generation: u64,
+    ) -> Result<u64, Error> {
+        let (run, report) = disk.cut(Some(cut_after), seed, |mnt| self.command(mnt))?;
+        summary.add(&report);
+        summary.acked += run.stdout.iter().filter(|l| l.starts_with("ack ")).count() as u64;
+        let last = last_generation(&run, generation);
+        let (problems, found) = check_state_file(&disk.backing, last);
+        let problems: Vec<String> = problems
+            .into_iter()
+            .map(|p| format!("cut after op {cut_after}: {p}"))
+            .collect();
+        let lost = !problems.is_empty();
+        summary.lose(disk, index, seed, problems);
+        if lost {
+            // Start the next cut from a known state rather than from the damage.
+            self.fresh(disk)?;
+            return Ok(0);
+        }
+        Ok(found.unwrap_or(last))
     }
 }
 

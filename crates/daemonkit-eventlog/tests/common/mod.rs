@@ -56,3 +56,78 @@ pub fn log_then_tear(dir: &std::path::Path, n: usize, torn: &[u8]) -> u64 {
     file.write_all(torn).unwrap();
     complete
 }
+
+/// A missing prerequisite (root, a package): prints `SKIPPED: <why>` and returns normally, or
+/// panics when `DAEMONKIT_REQUIRE_ALL=1` (CI), where a skipped test would hide a failure.
+pub fn skip(why: &str) {
+    if std::env::var_os("DAEMONKIT_REQUIRE_ALL").is_some_and(|v| v == "1") {
+        panic!("DAEMONKIT_REQUIRE_ALL=1 but a prerequisite is missing: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}
+
+/// A clock tests move by hand: seconds since the Unix epoch in an atomic.
+#[derive(Clone)]
+pub struct TestClock(pub std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl TestClock {
+    /// A clock showing `at` (an RFC 3339 timestamp).
+    pub fn at(at: &str) -> TestClock {
+        let ts: jiff::Timestamp = at.parse().expect("valid timestamp literal");
+        TestClock(std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
+            ts.as_second(),
+        )))
+    }
+
+    /// Moves the clock to `at`.
+    pub fn set(&self, at: &str) {
+        let ts: jiff::Timestamp = at.parse().expect("valid timestamp literal");
+        self.0
+            .store(ts.as_second(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The clock as a `daemonkit_eventlog::Clock`.
+    pub fn clock(&self) -> impl daemonkit_eventlog::Clock + 'static {
+        let seconds = std::sync::Arc::clone(&self.0);
+        move || {
+            jiff::Timestamp::from_second(seconds.load(std::sync::atomic::Ordering::SeqCst))
+                .expect("the test clock stays in range")
+        }
+    }
+}
+
+/// Runs `f` with a JSON tracing subscriber on this thread and returns what it logged, one
+/// JSON object per record.
+pub fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, Vec<serde_json::Value>) {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || writer.clone())
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, || {
+        // See torn_tail_reported.rs: re-evaluate call-site interest with this subscriber.
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let records = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per record"))
+        .collect();
+    (out, records)
+}

@@ -69,3 +69,12 @@ pub fn sorted<'a>(names: impl IntoIterator<Item = &'a std::ffi::OsString>) -> Ve
     v.sort();
     v
 }
+
+/// A missing prerequisite (root, a package): prints `SKIPPED: <why>` and returns normally, or
+/// panics when `DAEMONKIT_REQUIRE_ALL=1` (CI), where a skipped test would hide a failure.
+pub fn skip(why: &str) {
+    if std::env::var_os("DAEMONKIT_REQUIRE_ALL").is_some_and(|v| v == "1") {
+        panic!("DAEMONKIT_REQUIRE_ALL=1 but a prerequisite is missing: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}

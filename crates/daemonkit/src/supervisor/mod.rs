@@ -43,9 +43,11 @@ use crate::panic::panic_message;
 use crate::status::{CheckFn, MonitorHandle, StatusTracker};
 
 pub(crate) mod backoff;
+mod control;
 mod policy;
 mod supervise;
 
+pub use control::{Command, MonitorControl, Refused};
 pub use policy::{RestartPolicy, RestartPolicyBuilder};
 
 // ===== SupervisorBuilder =====
@@ -141,6 +143,7 @@ impl SupervisorBuilder {
                 monitor,
                 handle,
                 policy,
+                control: Arc::default(),
             });
         }
         Ok(Supervisor { tracker, entries })
@@ -184,6 +187,7 @@ struct Entry {
     monitor: Arc<dyn Monitor>,
     handle: MonitorHandle,
     policy: Arc<RestartPolicy>,
+    control: Arc<control::Shared>,
 }
 
 impl fmt::Debug for Supervisor {
@@ -221,6 +225,30 @@ impl Supervisor {
         self.entries.iter().map(|e| e.handle.name())
     }
 
+    /// The operator's handle on the monitor called `name` (restart, stop, start), valid
+    /// before and after [`start`](Self::start); commands are refused until the monitor's
+    /// supervise loop runs. `None` when there is no such monitor.
+    pub fn control(&self, name: &str) -> Option<MonitorControl> {
+        self.entries
+            .iter()
+            .find(|e| e.handle.name() == name)
+            .map(|e| MonitorControl {
+                name: e.handle.shared_name().clone(),
+                shared: e.control.clone(),
+            })
+    }
+
+    /// Every monitor's [`MonitorControl`], in the order they were added.
+    pub fn controls(&self) -> Vec<MonitorControl> {
+        self.entries
+            .iter()
+            .map(|e| MonitorControl {
+                name: e.handle.shared_name().clone(),
+                shared: e.control.clone(),
+            })
+            .collect()
+    }
+
     /// Spawns one supervise task per monitor on the current tokio runtime and returns
     /// them as a [`Running`] set, whose own token is a child of `parent`: cancelling
     /// `parent` stops them too.
@@ -235,13 +263,21 @@ impl Supervisor {
             .into_iter()
             .map(|entry| {
                 let name = entry.handle.shared_name().clone();
+                // Marked supervised before the task runs, so a command sent right after
+                // `start` returns is not refused.
+                entry.control.set_supervised(true);
+                let control = MonitorControl {
+                    name: name.clone(),
+                    shared: entry.control.clone(),
+                };
                 let task = tokio::spawn(supervise::supervise(
                     entry.monitor,
                     entry.handle,
                     entry.policy,
+                    entry.control,
                     token.clone(),
                 ));
-                (name, task)
+                (name, task, control)
             })
             .collect();
         Running {
@@ -261,7 +297,7 @@ impl Supervisor {
 #[must_use = "dropping a Running cancels its monitors at once; call `shutdown` to wait for them"]
 pub struct Running {
     token: CancellationToken,
-    tasks: Vec<(Arc<str>, JoinHandle<()>)>,
+    tasks: Vec<(Arc<str>, JoinHandle<()>, MonitorControl)>,
     tracker: StatusTracker,
 }
 
@@ -298,6 +334,15 @@ impl Running {
         &self.tracker
     }
 
+    /// The operator's handle on the running monitor called `name`; `None` when there is
+    /// no such monitor.
+    pub fn control(&self, name: &str) -> Option<MonitorControl> {
+        self.tasks
+            .iter()
+            .find(|(n, _, _)| n.as_ref() == name)
+            .map(|(_, _, control)| control.clone())
+    }
+
     /// Cancels every monitor, waits until each supervise task has finished or `timeout`
     /// has passed, then aborts the stragglers and names them (each with a
     /// `MonitorShutdownTimeout` error record), and names any supervise task that died.
@@ -310,7 +355,7 @@ impl Running {
         let mut tasks = std::mem::take(&mut self.tasks);
         let mut report = ShutdownReport::default();
         let deadline = tokio::time::Instant::now() + timeout;
-        for (name, task) in tasks.iter_mut() {
+        for (name, task, _) in tasks.iter_mut() {
             match tokio::time::timeout_at(deadline, &mut *task).await {
                 Ok(Ok(())) => {}
                 Ok(Err(join)) => {

@@ -200,7 +200,8 @@ impl RestartPolicyBuilder {
     /// Gives up on a monitor that crashes more than `max_crashes` times within `within`
     /// (a sliding window over the crash times): it is marked
     /// [`failed`](crate::MonitorState::Failed) with reason `MonitorGaveUp` and not
-    /// restarted. Default: never give up. `within` must be non-zero; `max_crashes` may
+    /// restarted until an operator starts it ([`Command::Start`](crate::supervisor::Command),
+    /// `daemonctl start`), which also resets the window. Default: never give up. `within` must be non-zero; `max_crashes` may
     /// be 0 (the first crash is final).
     ///
     /// Choose `within` longer than the back-offs the first `max_crashes` crashes wait,

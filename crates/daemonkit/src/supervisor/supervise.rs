@@ -11,6 +11,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::RestartPolicy;
+use super::control::{Command, Shared};
 use crate::duration::go_duration;
 use crate::monitor::Monitor;
 use crate::panic;
@@ -25,7 +26,59 @@ pub(crate) async fn supervise(
     monitor: Arc<dyn Monitor>,
     handle: MonitorHandle,
     policy: Arc<RestartPolicy>,
+    control: Arc<Shared>,
     cancel: CancellationToken,
+) {
+    supervise_loop(monitor, &handle, &policy, &control, &cancel).await;
+    control.set_supervised(false);
+}
+
+/// What the loop does after an operator's command cut a run or a back-off short.
+enum Next {
+    /// Start again at once, with the streak reset.
+    Restart,
+    /// Stay stopped until a start or the daemon's cancellation.
+    Stop,
+}
+
+/// Logs an operator's command, and what it means for the loop.
+fn requested(name: &str, command: Command, by: &str) -> Next {
+    let reason = match command {
+        Command::Restart => "MonitorRestartRequested",
+        Command::Stop => "MonitorStopRequested",
+        Command::Start => "MonitorStartRequested",
+    };
+    tracing::info!(reason, monitor = %name, by = %by, command = %command, "operator command");
+    match command {
+        Command::Stop => Next::Stop,
+        Command::Restart | Command::Start => Next::Restart,
+    }
+}
+
+/// Waits, stopped, for a start command; `false` when the daemon is cancelled first.
+async fn wait_for_start(
+    handle: &MonitorHandle,
+    control: &Shared,
+    cancel: &CancellationToken,
+) -> bool {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return false,
+            (command, by) = control.next() => {
+                if let Next::Restart = requested(handle.name(), command, &by) {
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+async fn supervise_loop(
+    monitor: Arc<dyn Monitor>,
+    handle: &MonitorHandle,
+    policy: &RestartPolicy,
+    control: &Shared,
+    cancel: &CancellationToken,
 ) {
     let name = handle.shared_name().clone();
     let mut streak: u32 = 0;
@@ -39,29 +92,65 @@ pub(crate) async fn supervise(
 
     loop {
         if cancel.is_cancelled() {
-            stopped(&handle);
+            stopped(handle);
             return;
         }
         handle.set_state(MonitorState::Running);
         tracing::info!(reason = "MonitorStarted", monitor = %name, "monitor started");
         let started = Instant::now();
-        let outcome = run_once(
-            monitor.as_ref(),
-            &handle,
-            &policy,
-            cancel.child_token(),
-            started,
-        )
-        .await;
+        let token = cancel.child_token();
+        let run = run_once(monitor.as_ref(), handle, policy, token.clone(), started);
+        let mut run = std::pin::pin!(run);
+        // An operator's command cancels the run's own token and waits for it to return,
+        // as shutdown does: the monitor finishes what it was doing.
+        let mut command = None;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut run => break outcome,
+                (cmd, by) = control.next(), if command.is_none() => {
+                    command = Some(requested(&name, cmd, &by));
+                    token.cancel();
+                }
+            }
+        };
 
         if cancel.is_cancelled() {
-            stopped(&handle);
+            stopped(handle);
             return;
+        }
+        match command {
+            Some(Next::Restart) => {
+                streak = 0;
+                crash_since = None;
+                recent.clear();
+                handle.update(|status| {
+                    status.consecutive_crashes = 0;
+                    status.error = None;
+                });
+                continue;
+            }
+            Some(Next::Stop) => {
+                stopped(handle);
+                if wait_for_start(handle, control, cancel).await {
+                    streak = 0;
+                    crash_since = None;
+                    recent.clear();
+                    continue;
+                }
+                return;
+            }
+            None => {}
         }
         let message = match outcome {
             Outcome::Exited => {
                 handle.set_state(MonitorState::Stopped);
                 tracing::info!(reason = "MonitorExited", monitor = %name, "monitor exited cleanly; not restarting");
+                // Stopped, but still supervised: an operator may start it again.
+                if wait_for_start(handle, control, cancel).await {
+                    streak = 0;
+                    crash_since = None;
+                    continue;
+                }
                 return;
             }
             Outcome::Crashed(message) => message,
@@ -84,7 +173,15 @@ pub(crate) async fn supervise(
                 recent.pop_front();
             }
             if recent.len() > max as usize {
-                give_up(&handle, streak, max, within, message);
+                give_up(handle, streak, max, within, message);
+                // Failed, but still supervised: an operator's start runs it again, with a
+                // fresh streak and window (the failure was looked at).
+                if wait_for_start(handle, control, cancel).await {
+                    streak = 0;
+                    crash_since = None;
+                    recent.clear();
+                    continue;
+                }
                 return;
             }
         }
@@ -133,18 +230,37 @@ pub(crate) async fn supervise(
 
         // Boxed: the timer lives on the heap only while backing off, which keeps the
         // state of an idle, running monitor's task small.
-        let cancelled = Box::pin(async {
+        let woken = Box::pin(async {
             tokio::select! {
-                _ = cancel.cancelled() => true,
-                _ = tokio::time::sleep(backoff) => false,
+                _ = cancel.cancelled() => None,
+                _ = tokio::time::sleep(backoff) => Some(None),
+                (cmd, by) = control.next() => Some(Some(requested(&name, cmd, &by))),
             }
         })
         .await;
-        if cancelled {
-            stopped(&handle);
-            return;
+        match woken {
+            None => {
+                stopped(handle);
+                return;
+            }
+            Some(None) => handle.update(|status| status.restarts += 1),
+            Some(Some(Next::Restart)) => {
+                streak = 0;
+                crash_since = None;
+                handle.update(|status| {
+                    status.consecutive_crashes = 0;
+                    status.error = None;
+                });
+            }
+            Some(Some(Next::Stop)) => {
+                stopped(handle);
+                if !wait_for_start(handle, control, cancel).await {
+                    return;
+                }
+                streak = 0;
+                crash_since = None;
+            }
         }
-        handle.update(|status| status.restarts += 1);
     }
 }
 

@@ -7,8 +7,9 @@
 //! powercut-writer operation DIR OPERATION TAG EVENTS     EventLog::create_operation, then log
 //! powercut-writer ack-before-sync DIR FILE TAG EVENTS    negative control: ack, then fdatasync
 //! powercut-writer no-dir-sync DIR FILE TAG EVENTS        negative control: never fsync DIR
-//! powercut-writer state DIR GENERATIONS sync|nosync      temp file + rename; nosync skips the
-//!                                                        temp file's fdatasync (negative control)
+//! powercut-writer statefile DIR GENERATIONS              daemonkit_eventlog::StateFile, DIR/state
+//! powercut-writer rename-without-sync DIR GENERATIONS    negative control: temp file + rename,
+//!                                                        without the temp file's fdatasync
 //! powercut-writer prune DIR KEEP NOW                     one daemonkit-filepruner pass
 //! ```
 //!
@@ -24,9 +25,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use daemonkit_eventlog::{CONSENSUS_PREFIX, Event, EventLog, Level};
+use daemonkit_eventlog::{CONSENSUS_PREFIX, Event, EventLog, Level, StateFile};
 use daemonkit_filepruner::{FilenameTimestamp, Pattern, Pruner};
-use powercut::check::state_content;
+use powercut::check::{STATE_FILE_NAME, state_content, state_generation};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,7 +40,8 @@ fn main() -> ExitCode {
         ["operation", dir, id, tag, events] => operation(dir, id, tag, num(events)),
         ["ack-before-sync", dir, file, tag, events] => lines(dir, file, tag, num(events), true),
         ["no-dir-sync", dir, file, tag, events] => lines(dir, file, tag, num(events), false),
-        ["state", dir, generations, sync] => state(dir, num(generations), sync == "sync"),
+        ["statefile", dir, generations] => state_file(dir, num(generations)),
+        ["rename-without-sync", dir, generations] => rename_without_sync(dir, num(generations)),
         ["prune", dir, keep, now] => prune(dir, num(keep), now),
         _ => Err("usage: see the source of powercut-writer".into()),
     };
@@ -154,19 +156,29 @@ fn lines(dir: &str, file: &str, tag: &str, events: u64, ack_first: bool) -> Resu
     Ok(())
 }
 
-/// Replaces `DIR/state` by the next generations through `DIR/state.tmp` and a rename.
-fn state(dir: &str, generations: u64, sync_temp: bool) -> Result {
+/// Replaces the kit's state file `DIR/state` by the next generations.
+fn state_file(dir: &str, generations: u64) -> Result {
+    let state = StateFile::new(dir, STATE_FILE_NAME)?;
+    let current = state.read()?.ok_or("no state file")?;
+    let first = state_generation(&current).ok_or("the state file holds no whole generation")? + 1;
+    for generation in first..first + generations {
+        state.write(&state_content(generation))?;
+        ack(format_args!("ack {generation}"));
+    }
+    Ok(())
+}
+
+/// Replaces `DIR/state` by the next generations through `DIR/state.tmp` and a rename, without
+/// syncing the temporary file first.
+fn rename_without_sync(dir: &str, generations: u64) -> Result {
     let dir = PathBuf::from(dir);
     let state = dir.join("state");
     let current = std::fs::read(&state)?;
-    let first = powercut::check::state_generation(&current).ok_or("state file unreadable")? + 1;
+    let first = state_generation(&current).ok_or("state file unreadable")? + 1;
     for generation in first..first + generations {
         let tmp = dir.join("state.tmp");
         let mut f = File::create(&tmp)?;
         f.write_all(&state_content(generation))?;
-        if sync_temp {
-            f.sync_data()?;
-        }
         drop(f);
         std::fs::rename(&tmp, &state)?;
         File::open(&dir)?.sync_all()?;
