@@ -1,6 +1,6 @@
 //! The durable event log: append, rotate by day, survive a torn write, verify.
 //!
-//! Run it with `cargo run -p daemonkit-eventlog --example eventlog`. It works in a
+//! Run it with `cargo run --example eventlog`. It works in a
 //! temporary directory, with a clock of its own so midnight comes at once, and prints
 //! each step. `daemonctl events verify DIR` does the verification part for an operator.
 

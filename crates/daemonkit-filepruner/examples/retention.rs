@@ -1,7 +1,7 @@
 //! Retention, dry run first: what a pass *would* remove, file by file, and why — then
 //! the real pass.
 //!
-//! Run it with `cargo run -p daemonkit-filepruner --example retention`. It works in a
+//! Run it with `cargo run --example retention`. It works in a
 //! temporary directory of rolled audit files, one a month for a year, plus the live file.
 
 use std::time::Duration;
