@@ -355,3 +355,33 @@ fn retention_prints_a_dry_run_then_prunes() {
     );
     assert!(stdout.contains("protect  audit-current.jsonl"), "{stdout}");
 }
+
+#[test]
+fn the_user_guides_quick_start_is_the_inventory_agent_example_as_written() {
+    let guide = include_str!("../../../docs/user-guide.md");
+    let example = include_str!("../examples/inventory_agent.rs");
+    // The example is its header comment, then exactly the guide's code block.
+    let code = example
+        .split_once("\n\n")
+        .map(|(_, code)| code)
+        .expect("a header, a blank line, the code");
+    assert!(
+        guide.contains(&format!("```rust\n{code}```\n")),
+        "docs/user-guide.md §1 and examples/inventory_agent.rs differ"
+    );
+}
+
+#[test]
+fn inventory_agent_serves_not_ready_without_its_data_directory() {
+    let sandbox = Sandbox::new();
+    let child = start(&sandbox, "inventory_agent");
+    let (code, body) = until(&sandbox.socket(), "/ready", |_, body| {
+        body.contains("DataDirNotWritable") || body.contains("DataDiskFull")
+    });
+    assert_eq!(code, 503, "{body}");
+    until(&sandbox.socket(), "/inventory/hosts", |code, body| {
+        code == 200 && body.contains(r#""hosts":12"#)
+    });
+    let output = child.terminate();
+    exited(output.status, 0, &output);
+}
