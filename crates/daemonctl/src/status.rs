@@ -241,7 +241,7 @@ fn format(table: &Table, colour: bool, changed: &dyn Fn(usize, usize) -> bool) -
             if colour && row.is_some() && i == table.state_col {
                 codes.push(match cell.as_str() {
                     "running" => "32",
-                    "stopped" => "31",
+                    "stopped" | "failed" => "31",
                     _ => "33",
                 });
             }

@@ -35,6 +35,10 @@
 //! ([`changed`](Report::changed) if it now leads to another file). A directory
 //! that does not exist yet is an empty report ([`Report::dir_missing`]).
 //!
+//! With the feature `monitor`, `Retention` runs a pruner every period as a
+//! daemonkit monitor, reporting a pass that could not remove everything as
+//! `degraded`. Without it the crate depends on neither daemonkit nor tokio.
+//!
 //! The library logs through `tracing` with stable `reason` keys —
 //! `PruneCompleted` (one summary per pass) at info, `RemoveFailed` at warn,
 //! `FileRemoved`, `FileProtected`, `FileVanished`, `FileInUse`, `FileChanged`,
@@ -84,6 +88,8 @@
 #![cfg(unix)]
 
 mod error;
+#[cfg(feature = "monitor")]
+mod monitor;
 mod pattern;
 mod pruner;
 mod report;
@@ -91,6 +97,8 @@ pub mod strategy;
 mod timestamp;
 
 pub use error::Error;
+#[cfg(feature = "monitor")]
+pub use monitor::{Retention, RetentionBuilder};
 pub use pattern::Pattern;
 pub use pruner::{Order, Pruner};
 pub use report::{Failure, Protected, RemovalReason, Removed, Report};

@@ -89,6 +89,7 @@ pub struct DaemonBuilder {
     reload: Option<ReloadFn>,
     alive: Option<AliveFn>,
     notifier: Option<Notifier>,
+    exit_on_give_up: bool,
 }
 
 impl fmt::Debug for DaemonBuilder {
@@ -195,6 +196,19 @@ impl DaemonBuilder {
         self
     }
 
+    /// Ends the daemon when a monitor gives up (its policy's
+    /// [`give_up_after`](crate::supervisor::RestartPolicyBuilder::give_up_after) was
+    /// exceeded): the daemon shuts down as on SIGTERM and exits with
+    /// [`Exit::MonitorGaveUp`] (code 70, `EX_SOFTWARE`), so systemd's `Restart=` and
+    /// `StartLimitIntervalSec=`/`StartLimitBurst=` decide what happens next — the
+    /// escalation an Erlang/OTP supervisor makes to its parent. Default: off, the daemon
+    /// carries on without the failed monitor, whose `failed` state `/ready` (503) and
+    /// `daemonctl status` show.
+    pub fn exit_on_give_up(mut self) -> Self {
+        self.exit_on_give_up = true;
+        self
+    }
+
     /// Where to send sd_notify messages (default: [`Notifier::from_env`]).
     pub fn notifier(mut self, notifier: Notifier) -> Self {
         self.notifier = Some(notifier);
@@ -261,6 +275,14 @@ impl DaemonBuilder {
                 })
             });
         }
+
+        let gave_up = self.exit_on_give_up.then(|| {
+            let gave_up = GaveUp::default();
+            for component in &components {
+                gave_up.watch(&component.tracker);
+            }
+            gave_up
+        });
 
         let board = Arc::new(ProbeBoard::default());
         // Stalls of the runtime show on /metrics and through `Daemon::stall_detector`.
@@ -376,6 +398,7 @@ impl DaemonBuilder {
             probe_interval: self.probe_interval,
             probe_timeout: self.probe_timeout,
             stall,
+            gave_up,
         })
     }
 }
@@ -603,6 +626,7 @@ pub struct Daemon {
     probe_interval: Duration,
     probe_timeout: Duration,
     stall: StallDetector,
+    gave_up: Option<GaveUp>,
 }
 
 /// A component as the daemon runs it.
@@ -646,6 +670,7 @@ impl Daemon {
             reload: None,
             alive: None,
             notifier: None,
+            exit_on_give_up: false,
         }
     }
 
@@ -777,6 +802,7 @@ impl Daemon {
             probe_interval,
             probe_timeout,
             stall,
+            gave_up,
         } = self;
 
         // 1. Signals first, so a signal during start-up is not lost to the default action.
@@ -879,11 +905,17 @@ impl Daemon {
             })
             .collect();
 
-        // 8. Serve until told to stop; reload on SIGHUP.
+        // 8. Serve until told to stop (or a monitor gave up, when that ends the daemon);
+        // reload on SIGHUP.
+        let gave_up_token = gave_up
+            .as_ref()
+            .map(|g| g.token.clone())
+            .unwrap_or_default();
         loop {
             tokio::select! {
                 _ = int.recv() => break,
                 _ = term.recv() => break,
+                () = gave_up_token.cancelled() => break,
                 _ = hup.recv() => reload_once(&notifier, reload.as_ref(), &board.summary(&running_status)).await,
             }
         }
@@ -940,8 +972,43 @@ impl Daemon {
             }
             Err(_elapsed) => return Exit::ShutdownTimedOut(vec!["control-plane".into()]),
         }
+        if let Some(monitor) = gave_up.and_then(|g| g.monitor()) {
+            tracing::error!(reason = "DaemonGaveUp", daemon = %name, monitor = %monitor, "stopped because a monitor gave up");
+            return Exit::MonitorGaveUp(monitor);
+        }
         tracing::info!(reason = "DaemonStopped", daemon = %name, "stopped cleanly");
         Exit::Clean
+    }
+}
+
+// ===== GaveUp =====
+
+/// The first monitor that gave up, for a daemon that ends when one does
+/// ([`DaemonBuilder::exit_on_give_up`]): a tracker listener records it and cancels the
+/// token the serve loop waits on.
+#[derive(Default)]
+struct GaveUp {
+    token: CancellationToken,
+    monitor: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl GaveUp {
+    fn watch(&self, tracker: &StatusTracker) {
+        let (token, monitor) = (self.token.clone(), self.monitor.clone());
+        tracker.on_transition(move |t| {
+            if t.status.state == crate::MonitorState::Failed && t.from != t.status.state {
+                let mut first = monitor.lock().unwrap_or_else(|p| p.into_inner());
+                first.get_or_insert_with(|| t.monitor.to_string());
+                token.cancel();
+            }
+        });
+    }
+
+    fn monitor(&self) -> Option<String> {
+        self.monitor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -1120,6 +1187,7 @@ fn arm_last_resort(limit: Duration, notifier: Notifier) -> std::io::Result<()> {
 /// | [`ShutdownTimedOut`](Exit::ShutdownTimedOut), [`Failed`](Exit::Failed) | 1 | restart |
 /// | [`ProbeFailed`](Exit::ProbeFailed) | 69 (`EX_UNAVAILABLE`) | restart (the host may be fixed) |
 /// | [`SocketInUse`](Exit::SocketInUse) | 75 (`EX_TEMPFAIL`) | restart later (the other instance may stop) |
+/// | [`MonitorGaveUp`](Exit::MonitorGaveUp) | 70 (`EX_SOFTWARE`) | restart, within `StartLimitBurst=` |
 /// | [`Config`](Exit::Config) | 78 (`EX_CONFIG`) | not restart (`RestartPreventExitStatus=78`) |
 ///
 /// An [`Error`] converts into the `Exit` its [`kind`](Error::kind) calls for.
@@ -1140,6 +1208,10 @@ pub enum Exit {
     ShutdownTimedOut(Vec<String>),
     /// Something failed at run time (the control socket, signals): exit code 1.
     Failed(Error),
+    /// This monitor crashed more often than its restart policy allows, and the daemon
+    /// was built with [`DaemonBuilder::exit_on_give_up`]: exit code 70 (`EX_SOFTWARE`),
+    /// after a shutdown of the other monitors as on SIGTERM.
+    MonitorGaveUp(String),
 }
 
 impl Exit {
@@ -1147,13 +1219,17 @@ impl Exit {
     /// by the shutdown bound of [`Daemon::run_main`].
     pub const SHUTDOWN_TIMED_OUT: u8 = 1;
 
-    /// The process exit code: 0, 1, 69, 75 or 78 (see the type's table).
+    /// The exit code of [`Exit::MonitorGaveUp`] (`EX_SOFTWARE`).
+    pub const MONITOR_GAVE_UP: u8 = 70;
+
+    /// The process exit code: 0, 1, 69, 70, 75 or 78 (see the type's table).
     pub fn code(&self) -> u8 {
         match self {
             Exit::Clean => 0,
             Exit::ShutdownTimedOut(_) => Self::SHUTDOWN_TIMED_OUT,
             Exit::Failed(_) => 1,
             Exit::ProbeFailed(_) => 69,
+            Exit::MonitorGaveUp(_) => Self::MONITOR_GAVE_UP,
             Exit::SocketInUse(_) => 75,
             Exit::Config(_) => 78,
         }
@@ -1198,6 +1274,10 @@ impl fmt::Display for Exit {
                 late.join(", ")
             ),
             Exit::Failed(err) => write!(f, "daemon failed: {err}"),
+            Exit::MonitorGaveUp(monitor) => write!(
+                f,
+                "monitor {monitor} crashed more often than its restart policy allows; stopped"
+            ),
         }
     }
 }

@@ -9,7 +9,7 @@
 //!
 //! | module | what it gives you |
 //! |---|---|
-//! | [`monitor`] | the [`Monitor`] and [`Connectivity`] traits, [`monitor_fn`] |
+//! | [`monitor`] | the [`Monitor`] and [`Connectivity`] traits, [`monitor_fn`], and [`monitor::every`] for periodic work |
 //! | [`supervisor`] | [`Supervisor`], [`Running`], [`RestartPolicy`] |
 //! | [`status`] | [`StatusTracker`], [`MonitorHandle`], [`MonitorState`], [`StatusError`] |
 //! | [`task`] | [`spawn_logged`] and [`TaskGroup`], panic-safe child tasks |

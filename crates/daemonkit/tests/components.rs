@@ -1,4 +1,4 @@
-//! Components in a real child process (`examples/sd_daemon_child.rs components …`):
+//! Components in a real child process (`sd_daemon_child components …`, from `daemonkit-test-helpers`):
 //! background prerequisite probes that never crash-loop, their `since`, the nested
 //! `/status` document, `/ready`, and monitors that wait for their probe.
 #![cfg(feature = "daemon")]
@@ -27,7 +27,7 @@ impl Daemon {
             .iter()
             .map(|f| f.replace("$DIR", &dir.path().display().to_string()))
             .collect();
-        let child = Command::new(common::example("sd_daemon_child"))
+        let child = Command::new(common::helper("sd_daemon_child"))
             .arg(&socket)
             .arg("components")
             .args(&flags)

@@ -1,4 +1,4 @@
-//! The Daemon runner in a real child process (`examples/sd_daemon_child.rs`): real
+//! The Daemon runner in a real child process (`daemonkit-test-helpers`'s `sd_daemon_child`): real
 //! signals, a real sd_notify datagram socket, real socket activation.
 #![cfg(feature = "daemon")]
 
@@ -31,7 +31,7 @@ impl Child_ {
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         let socket = dir.path().join("control.sock");
-        let child = Command::new(common::example("sd_daemon_child"))
+        let child = Command::new(common::helper("sd_daemon_child"))
             .arg(&socket)
             .args(flags)
             .env("NOTIFY_SOCKET", &notify_path)
@@ -197,7 +197,7 @@ fn serves_the_socket_systemd_passed() {
         .arg("--listen")
         .arg(&socket)
         .arg(format!("--setenv=NOTIFY_SOCKET={}", notify_path.display()))
-        .arg(common::example("sd_daemon_child"))
+        .arg(common::helper("sd_daemon_child"))
         .arg(&own_path)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -276,7 +276,7 @@ fn a_second_instance_fails_on_the_socket_before_any_monitor_runs() {
     let first = Child_::start(&[]);
     first.until("READY=1");
     let dir = tempfile::tempdir().unwrap();
-    let mut second = Command::new(common::example("sd_daemon_child"))
+    let mut second = Command::new(common::helper("sd_daemon_child"))
         .arg(&first.socket)
         .arg("fail-probe")
         .env_remove("NOTIFY_SOCKET")
@@ -318,7 +318,7 @@ fn a_bad_systemd_environment_is_a_configuration_error_before_anything_runs() {
         let child = Command::new("sh")
             .arg("-c")
             .arg("export LISTEN_PID=$$; exec \"$0\" \"$1\"")
-            .arg(common::example("sd_daemon_child"))
+            .arg(common::helper("sd_daemon_child"))
             .arg(&socket)
             .env_remove("NOTIFY_SOCKET")
             .env_remove("LISTEN_FDS")

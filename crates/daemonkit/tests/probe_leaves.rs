@@ -112,7 +112,7 @@ async fn permissions_fail_on_a_missing_path_with_the_os_error_as_source() {
     let err = fails(Permissions::new(&missing, 0o700).unwrap()).await;
     assert_eq!(err.reason, reason::PATH_INACCESSIBLE);
     assert!(err.message.starts_with(&format!(
-        "{}: expected permission bits 0700 set",
+        "{}: cannot be inspected to check permission bits 0700 set: ",
         missing.display()
     )));
     assert!(
@@ -270,10 +270,48 @@ async fn ownership_fails_when_the_required_user_does_not_exist() {
     assert_eq!(
         err.message,
         format!(
-            "{}: expected user \"daemonkit-no-such-user\", found no such user in the user database",
+            "{}: the required user \"daemonkit-no-such-user\" does not exist in the user database",
             dir.path().display()
         )
     );
+}
+
+#[tokio::test]
+async fn ownership_by_id_and_by_the_current_user_passes_on_the_daemons_own_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uid, gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    for probe in [
+        Ownership::builder(dir.path()).uid(uid).gid(gid),
+        Ownership::builder(dir.path())
+            .current_user()
+            .current_group(),
+    ] {
+        probe.build().unwrap().check().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn ownership_by_an_id_without_a_name_reports_the_bare_id() {
+    let dir = tempfile::tempdir().unwrap();
+    // An id no account database on a test machine assigns.
+    let uid = 3_999_999_999;
+    let err = fails(Ownership::builder(dir.path()).uid(uid).build().unwrap()).await;
+    assert_eq!(err.reason, reason::OWNERSHIP_MISMATCH);
+    assert!(
+        err.message.ends_with(&format!(", expected uid {uid}")),
+        "{}",
+        err.message
+    );
+    assert!(err.message.contains(&format!("owner is {}", {
+        let me = nix::unistd::geteuid();
+        match User::from_uid(me).unwrap() {
+            Some(user) => format!("{} (uid {me})", user.name),
+            None => format!("uid {me}"),
+        }
+    })));
 }
 
 #[tokio::test]
@@ -336,7 +374,7 @@ async fn write_test_fails_in_a_missing_directory() {
         assert_eq!(err.reason, reason::NOT_WRITABLE);
         assert!(
             err.message.starts_with(&format!(
-                "{}: expected a directory where files can be created and written, found creating a temporary file failed: ",
+                "{}: files cannot be created and written in this directory: creating a temporary file failed: ",
                 missing.display()
             )),
             "{}",
@@ -442,10 +480,14 @@ async fn free_space_fails_when_more_bytes_are_required_than_exist() {
     let err = fails(FreeSpace::min_bytes(dir.path(), u64::MAX)).await;
     assert_eq!(err.reason, reason::INSUFFICIENT_SPACE);
     assert!(
-        err.message.starts_with(&format!(
-            "{}: expected at least 16.0 EiB (18446744073709551615 bytes) free on its filesystem, found ",
-            dir.path().display()
-        )),
+        err.message
+            .starts_with(&format!("{}: its filesystem has ", dir.path().display())),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message
+            .ends_with(", below the required minimum of 16.0 EiB (18446744073709551615 bytes)"),
         "{}",
         err.message
     );
@@ -458,7 +500,7 @@ async fn free_space_fails_when_all_of_a_filesystem_in_use_must_be_free() {
     let err = fails(FreeSpace::min_percent(dir.path(), 100.0).unwrap()).await;
     assert_eq!(err.reason, reason::INSUFFICIENT_SPACE);
     assert!(
-        err.message.contains("expected at least 100% free"),
+        err.message.ends_with("below the required minimum of 100%"),
         "{}",
         err.message
     );
@@ -491,10 +533,21 @@ async fn free_space_measures_exactly_what_a_tmpfs_has_left() {
     assert_eq!(
         err.message,
         format!(
-            "{}: expected at least 50.1% free on its filesystem, found 32.0 KiB (32768 bytes) free (50.0%)",
+            "{}: its filesystem has 32.0 KiB (32768 bytes) free (50.0%), below the required minimum of 50.1%",
             mount.path().display()
         )
     );
+    // The figures a monitor reads are the ones the message gives.
+    let probe = FreeSpace::min_percent(mount.path(), 50.1).unwrap();
+    let space = probe.measure().await.unwrap();
+    assert_eq!(space.available_bytes(), 32 * 1024);
+    assert_eq!(space.total_bytes(), 64 * 1024);
+    assert_eq!(space.available_percent(), 50.0);
+    assert_eq!(space.to_string(), "32.0 KiB (32768 bytes) free (50.0%)");
+    assert_eq!(probe.judge(&space).unwrap_err().message, err.message);
+    FreeSpace::min_bytes(mount.path(), 32 * 1024)
+        .judge(&space)
+        .unwrap();
 }
 
 #[tokio::test]

@@ -236,7 +236,7 @@ fn relative_address_is_rejected_when_built() {
 // ===== from_env, through a real child process =====
 
 fn run_child(configure: impl FnOnce(&mut Command)) -> Output {
-    let mut command = Command::new(common::example("sd_notify_child"));
+    let mut command = Command::new(common::helper("sd_notify_child"));
     command
         .env_remove("NOTIFY_SOCKET")
         .env_remove("WATCHDOG_USEC")

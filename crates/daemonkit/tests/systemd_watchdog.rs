@@ -330,7 +330,7 @@ async fn run_child(
     manager: &Manager,
     configure: impl FnOnce(&mut Command),
 ) -> (String, Vec<String>) {
-    let mut command = Command::new(common::example("sd_notify_child"));
+    let mut command = Command::new(common::helper("sd_notify_child"));
     command
         .args(["--watch-ms", "300"])
         .env("NOTIFY_SOCKET", &manager.path)
@@ -390,7 +390,7 @@ async fn child_named_by_watchdog_pid_pings() {
     command
         .arg("-c")
         .arg(r#"WATCHDOG_PID=$$ exec "$0" --watch-ms 300"#)
-        .arg(common::example("sd_notify_child"))
+        .arg(common::helper("sd_notify_child"))
         .env("NOTIFY_SOCKET", &manager.path)
         .env("WATCHDOG_USEC", "40000");
     let (output, got) = run_collecting(&manager, command).await;
@@ -408,7 +408,7 @@ async fn child_named_by_watchdog_pid_pings() {
 #[tokio::test]
 async fn child_with_malformed_watchdog_usec_fails_with_the_variable_named() {
     let manager = Manager::bind();
-    let mut command = Command::new(common::example("sd_notify_child"));
+    let mut command = Command::new(common::helper("sd_notify_child"));
     command
         .env("NOTIFY_SOCKET", &manager.path)
         .env("WATCHDOG_USEC", "soon")

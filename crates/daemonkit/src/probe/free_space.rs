@@ -25,7 +25,9 @@ enum Minimum {
 ///
 /// A failure names the path, the free space found (bytes and percent) and the minimum
 /// expected, with reason [`InsufficientSpace`](reason::INSUFFICIENT_SPACE), or
-/// [`PathInaccessible`](reason::PATH_INACCESSIBLE) when `statvfs` fails.
+/// [`PathInaccessible`](reason::PATH_INACCESSIBLE) when `statvfs` fails. The figures
+/// themselves are [`measure`](Self::measure)d as a [`Space`] that a monitor can read and
+/// [`judge`](Self::judge) against one or more minimums.
 ///
 /// # Examples
 ///
@@ -108,46 +110,145 @@ impl FreeSpace {
         }
     }
 
-    fn check_blocking(&self) -> Result<(), ProbeError> {
-        let path = &self.path;
-        let stat = rustix::fs::statvfs(path).map_err(|e| {
-            let e = io::Error::from(e);
-            ProbeError::new(
-                reason::PATH_INACCESSIBLE,
-                format!(
-                    "{}: expected {} on its filesystem, found its filesystem cannot be \
-                     inspected: {e}",
-                    path.display(),
-                    self.expectation()
-                ),
-            )
-            .with_source(e)
-        })?;
-        let frsize = u128::from(stat.f_frsize);
-        let avail = u128::from(stat.f_bavail) * frsize;
-        let used = u128::from(stat.f_blocks.saturating_sub(stat.f_bfree)) * frsize;
-        let percent = if used + avail == 0 {
-            0.0
-        } else {
-            avail as f64 * 100.0 / (used + avail) as f64
-        };
+    fn minimum_text(&self) -> String {
+        match self.minimum {
+            Minimum::Bytes(bytes) => human_bytes(bytes),
+            Minimum::Percent(percent) => format!("{percent}%"),
+        }
+    }
+
+    /// Measures the free space on the filesystem holding the path, without judging it,
+    /// on tokio's blocking pool (`statvfs` can hang on a dead network mount).
+    ///
+    /// A monitor that watches the disk measures once per tick and uses the figures both
+    /// for its own report and with [`judge`](Self::judge), possibly against several
+    /// probes (a warning level that degrades, a critical one that stops work).
+    ///
+    /// # Errors
+    ///
+    /// A [`ProbeError`] with reason [`PathInaccessible`](reason::PATH_INACCESSIBLE) when
+    /// `statvfs` fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use daemonkit::probe::FreeSpace;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let warn = FreeSpace::min_percent(dir.path(), 0.0).unwrap();
+    /// let space = warn.measure().await.unwrap();
+    /// assert!(space.available_bytes() <= space.total_bytes());
+    /// assert!(warn.judge(&space).is_ok());
+    ///
+    /// let critical = FreeSpace::min_bytes(dir.path(), u64::MAX);
+    /// let err = critical.judge(&space).unwrap_err(); // the same measurement, another bar
+    /// assert_eq!(err.reason, "InsufficientSpace");
+    /// # }
+    /// ```
+    pub async fn measure(&self) -> Result<Space, ProbeError> {
+        let path = self.path.clone();
+        blocking("free-space probe", move || measure_blocking(&path)).await
+    }
+
+    /// Judges a measurement against this probe's minimum: `Ok(())` when at least the
+    /// minimum is free.
+    ///
+    /// # Errors
+    ///
+    /// A [`ProbeError`] with reason [`InsufficientSpace`](reason::INSUFFICIENT_SPACE)
+    /// whose message names the path, the free bytes and percent measured and the minimum.
+    pub fn judge(&self, space: &Space) -> Result<(), ProbeError> {
         let ok = match self.minimum {
-            Minimum::Bytes(bytes) => avail >= u128::from(bytes),
-            Minimum::Percent(min) => percent >= min,
+            Minimum::Bytes(bytes) => space.available_bytes >= bytes,
+            Minimum::Percent(min) => space.available_percent() >= min,
         };
         if ok {
             return Ok(());
         }
-        let avail = u64::try_from(avail).unwrap_or(u64::MAX);
         Err(ProbeError::new(
             reason::INSUFFICIENT_SPACE,
             format!(
-                "{}: expected {} on its filesystem, found {} free ({percent:.1}%)",
-                path.display(),
-                self.expectation(),
-                human_bytes(avail)
+                "{}: its filesystem has {} free ({:.1}%), below the required minimum of {}",
+                self.path.display(),
+                human_bytes(space.available_bytes),
+                space.available_percent(),
+                self.minimum_text()
             ),
         ))
+    }
+
+    fn check_blocking(&self) -> Result<(), ProbeError> {
+        self.judge(&measure_blocking(&self.path)?)
+    }
+}
+
+fn measure_blocking(path: &Path) -> Result<Space, ProbeError> {
+    let stat = rustix::fs::statvfs(path).map_err(|e| {
+        let e = io::Error::from(e);
+        ProbeError::new(
+            reason::PATH_INACCESSIBLE,
+            format!(
+                "{}: its filesystem cannot be inspected: {e}",
+                path.display()
+            ),
+        )
+        .with_source(e)
+    })?;
+    let frsize = u128::from(stat.f_frsize);
+    let avail = u128::from(stat.f_bavail) * frsize;
+    let used = u128::from(stat.f_blocks.saturating_sub(stat.f_bfree)) * frsize;
+    Ok(Space {
+        available_bytes: u64::try_from(avail).unwrap_or(u64::MAX),
+        total_bytes: u64::try_from(used + avail).unwrap_or(u64::MAX),
+    })
+}
+
+// ===== Space =====
+
+/// The free space [`FreeSpace::measure`] found on a filesystem.
+///
+/// "Available" is what an unprivileged process can still use (`f_bavail`); "total" is
+/// that plus the space in use, leaving out the blocks reserved for root, so
+/// [`available_percent`](Self::available_percent) is the complement of `df`'s `Use%`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    available_bytes: u64,
+    total_bytes: u64,
+}
+
+impl Space {
+    /// The bytes an unprivileged process can still write.
+    pub fn available_bytes(&self) -> u64 {
+        self.available_bytes
+    }
+
+    /// The bytes in use plus available (the size `df` computes `Use%` against).
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    /// Available over total, in percent (0 to 100); 0 for a filesystem that reports no
+    /// size at all (`/proc`).
+    pub fn available_percent(&self) -> f64 {
+        if self.total_bytes == 0 {
+            0.0
+        } else {
+            self.available_bytes as f64 * 100.0 / self.total_bytes as f64
+        }
+    }
+}
+
+impl std::fmt::Display for Space {
+    /// `2.0 GiB (2147483648 bytes) free (12.5%)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} free ({:.1}%)",
+            human_bytes(self.available_bytes),
+            self.available_percent()
+        )
     }
 }
 

@@ -7,9 +7,9 @@
 //! | type | what it checks or does |
 //! |---|---|
 //! | [`Permissions`] | the permission bits a path must have (`mode & bits == bits`) |
-//! | [`Ownership`] | a path's owner and/or group (by name), plus optional bits |
+//! | [`Ownership`] | a path's owner and/or group (by name, by id, or the daemon's own), plus optional bits |
 //! | [`WriteTest`] | a file can really be created and written in a directory |
-//! | [`FreeSpace`] | minimum free bytes or percent on the filesystem holding a path |
+//! | [`FreeSpace`] | minimum free bytes or percent on the filesystem holding a path; its figures as a [`Space`] |
 //! | [`Composite`] | runs probes concurrently under a component name; first failure wins |
 //! | [`Tagged`] | attaches an operator-facing `reason` and `resolution` to a probe's failure |
 //! | [`Retry`] | retries a probe with back-off until it passes or a deadline passes |
@@ -91,7 +91,7 @@ mod tagged;
 mod write_test;
 
 pub use composite::Composite;
-pub use free_space::FreeSpace;
+pub use free_space::{FreeSpace, Space};
 pub use permissions::{Ownership, OwnershipBuilder, Permissions};
 pub use retry::{Retry, RetryPolicy, RetryPolicyBuilder};
 pub use tagged::Tagged;

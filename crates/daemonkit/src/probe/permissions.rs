@@ -38,7 +38,7 @@ fn inaccessible(path: &Path, expected: &str, e: io::Error) -> ProbeError {
     ProbeError::new(
         reason::PATH_INACCESSIBLE,
         format!(
-            "{}: expected {expected}, found it cannot be inspected: {e}",
+            "{}: cannot be inspected to check {expected}: {e}",
             path.display()
         ),
     )
@@ -141,9 +141,14 @@ impl Probe for Permissions {
 
 // ===== Ownership =====
 
-/// Checks a path's owner and/or group (by name), and optionally its permission bits.
+/// Checks a path's owner and/or group, and optionally its permission bits.
 ///
-/// Each part is optional; build one with [`Ownership::builder`]. Names are looked up in
+/// Each part is optional; build one with [`Ownership::builder`]. The owner and group are
+/// given by name ([`user`](OwnershipBuilder::user), [`group`](OwnershipBuilder::group)),
+/// by number ([`uid`](OwnershipBuilder::uid), [`gid`](OwnershipBuilder::gid)), or as the
+/// daemon's own ([`current_user`](OwnershipBuilder::current_user),
+/// [`current_group`](OwnershipBuilder::current_group): the effective uid/gid, which is
+/// what a directory the daemon writes to must usually belong to). Names are looked up in
 /// the user and group databases (NSS: `/etc/passwd`, LDAP…) at every check, not when the
 /// probe is built, so a user created by provisioning after the daemon was configured is
 /// found. Symbolic links are followed.
@@ -169,14 +174,29 @@ impl Probe for Permissions {
 /// let err = probe.check().await.unwrap_err();
 /// assert_eq!(err.reason, "UnknownOwner");
 /// assert!(err.message.contains("no-such-user-here"));
+///
+/// // A directory the daemon created is its own.
+/// let mine = Ownership::builder(dir.path()).current_user().current_group().build().unwrap();
+/// assert!(mine.check().await.is_ok());
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ownership {
     path: PathBuf,
-    user: Option<String>,
-    group: Option<String>,
+    user: Option<Who>,
+    group: Option<Who>,
     bits: Option<u32>,
+}
+
+/// Who an [`Ownership`] requires as owner or group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Who {
+    /// A name, looked up at every check.
+    Name(String),
+    /// A numeric id, used as is (it need not exist in the database).
+    Id(u32),
+    /// The process's effective uid or gid, read at every check.
+    Current,
 }
 
 /// Builds a validated [`Ownership`] probe; see [`Ownership::builder`].
@@ -203,14 +223,20 @@ impl Ownership {
         &self.path
     }
 
-    /// The required owner's user name, if any.
+    /// The required owner's user name, when the owner was given by name.
     pub fn user(&self) -> Option<&str> {
-        self.user.as_deref()
+        match &self.user {
+            Some(Who::Name(name)) => Some(name),
+            _ => None,
+        }
     }
 
-    /// The required group's name, if any.
+    /// The required group's name, when the group was given by name.
     pub fn group(&self) -> Option<&str> {
-        self.group.as_deref()
+        match &self.group {
+            Some(Who::Name(name)) => Some(name),
+            _ => None,
+        }
     }
 
     /// The required permission bits, if any.
@@ -222,13 +248,37 @@ impl Ownership {
 impl OwnershipBuilder {
     /// Requires the path to be owned by the user named `name`.
     pub fn user(mut self, name: impl Into<String>) -> Self {
-        self.probe.user = Some(name.into());
+        self.probe.user = Some(Who::Name(name.into()));
+        self
+    }
+
+    /// Requires the path to be owned by user id `uid` (which need not have a name).
+    pub fn uid(mut self, uid: u32) -> Self {
+        self.probe.user = Some(Who::Id(uid));
+        self
+    }
+
+    /// Requires the path to be owned by the daemon's effective user, read at each check.
+    pub fn current_user(mut self) -> Self {
+        self.probe.user = Some(Who::Current);
         self
     }
 
     /// Requires the path's group to be the group named `name`.
     pub fn group(mut self, name: impl Into<String>) -> Self {
-        self.probe.group = Some(name.into());
+        self.probe.group = Some(Who::Name(name.into()));
+        self
+    }
+
+    /// Requires the path's group to be group id `gid` (which need not have a name).
+    pub fn gid(mut self, gid: u32) -> Self {
+        self.probe.group = Some(Who::Id(gid));
+        self
+    }
+
+    /// Requires the path's group to be the daemon's effective group, read at each check.
+    pub fn current_group(mut self) -> Self {
+        self.probe.group = Some(Who::Current);
         self
     }
 
@@ -256,8 +306,8 @@ impl OwnershipBuilder {
         if p.user.is_none() && p.group.is_none() && p.bits.is_none() {
             return invalid("nothing to check; set a user, a group or bits".into());
         }
-        for (kind, name) in [("user", &p.user), ("group", &p.group)] {
-            if let Some(name) = name
+        for (kind, who) in [("user", &p.user), ("group", &p.group)] {
+            if let Some(Who::Name(name)) = who
                 && (name.is_empty() || name.contains('\0'))
             {
                 return invalid(format!(
@@ -290,7 +340,7 @@ fn group_label(gid: u32) -> String {
 
 fn unknown_owner(path: &Path, kind: &str, name: &str, found: Result<(), nix::Error>) -> ProbeError {
     let base = format!(
-        "{}: expected {kind} {name:?}, found no such {kind} in the {kind} database",
+        "{}: the required {kind} {name:?} does not exist in the {kind} database",
         path.display()
     );
     match found {
@@ -309,7 +359,9 @@ impl Ownership {
         let path = &self.path;
         let uid = match &self.user {
             None => None,
-            Some(name) => match User::from_name(name) {
+            Some(Who::Id(uid)) => Some(*uid),
+            Some(Who::Current) => Some(rustix::process::geteuid().as_raw()),
+            Some(Who::Name(name)) => match User::from_name(name) {
                 Ok(Some(user)) => Some(user.uid.as_raw()),
                 Ok(None) => return Err(unknown_owner(path, "user", name, Ok(()))),
                 Err(errno) => return Err(unknown_owner(path, "user", name, Err(errno))),
@@ -317,7 +369,9 @@ impl Ownership {
         };
         let gid = match &self.group {
             None => None,
-            Some(name) => match Group::from_name(name) {
+            Some(Who::Id(gid)) => Some(*gid),
+            Some(Who::Current) => Some(rustix::process::getegid().as_raw()),
+            Some(Who::Name(name)) => match Group::from_name(name) {
                 Ok(Some(group)) => Some(group.gid.as_raw()),
                 Ok(None) => return Err(unknown_owner(path, "group", name, Ok(()))),
                 Err(errno) => return Err(unknown_owner(path, "group", name, Err(errno))),
@@ -327,22 +381,24 @@ impl Ownership {
         let meta = stat(path, &self.expectation())?;
         let mut problems = Vec::new();
         let mut owner_wrong = false;
-        if let (Some(uid), Some(name)) = (uid, &self.user)
+        if let Some(uid) = uid
             && meta.uid() != uid
         {
             owner_wrong = true;
             problems.push(format!(
-                "owner is {}, expected {name} (uid {uid})",
-                user_label(meta.uid())
+                "owner is {}, expected {}",
+                user_label(meta.uid()),
+                user_label(uid)
             ));
         }
-        if let (Some(gid), Some(name)) = (gid, &self.group)
+        if let Some(gid) = gid
             && meta.gid() != gid
         {
             owner_wrong = true;
             problems.push(format!(
-                "group is {}, expected {name} (gid {gid})",
-                group_label(meta.gid())
+                "group is {}, expected {}",
+                group_label(meta.gid()),
+                group_label(gid)
             ));
         }
         if let Some(problem) = self.bits.and_then(|bits| missing_bits(meta.mode(), bits)) {
@@ -365,11 +421,16 @@ impl Ownership {
     /// What the probe requires, for messages: `owner app, group app, bits 0750 set`.
     fn expectation(&self) -> String {
         let mut parts = Vec::new();
+        let who = |who: &Who, id: &str| match who {
+            Who::Name(name) => name.clone(),
+            Who::Id(n) => format!("{id} {n}"),
+            Who::Current => "the daemon's own".to_owned(),
+        };
         if let Some(user) = &self.user {
-            parts.push(format!("owner {user}"));
+            parts.push(format!("owner {}", who(user, "uid")));
         }
         if let Some(group) = &self.group {
-            parts.push(format!("group {group}"));
+            parts.push(format!("group {}", who(group, "gid")));
         }
         if let Some(bits) = self.bits {
             parts.push(format!("permission bits {} set", octal(bits)));

@@ -109,8 +109,7 @@ fn not_writable(dir: &Path, what: &str, e: io::Error) -> ProbeError {
     ProbeError::new(
         reason::NOT_WRITABLE,
         format!(
-            "{}: expected a directory where files can be created and written, \
-             found {what} failed: {e}",
+            "{}: files cannot be created and written in this directory: {what} failed: {e}",
             dir.display()
         ),
     )

@@ -20,7 +20,7 @@ use crate::stall::StallDetector;
 use crate::{MonitorState, MonitorStatus, Snapshot, StatusTracker};
 
 /// The states of `daemonkit_monitor_state`, one sample each per monitor.
-const STATES: [&str; 4] = ["running", "degraded", "backoff", "stopped"];
+const STATES: [&str; 5] = ["running", "degraded", "backoff", "stopped", "failed"];
 
 // ===== Metrics =====
 
@@ -126,7 +126,7 @@ impl Collector for KitCollector {
 
         let mut family = encoder.encode_descriptor(
             "daemonkit_monitor_state",
-            "The monitor's state: 1 for the current one (running, degraded, backoff, stopped), 0 for the others.",
+            "The monitor's state: 1 for the current one (running, degraded, backoff, stopped, failed), 0 for the others.",
             None,
             MetricType::Gauge,
         )?;

@@ -16,7 +16,10 @@ use crate::duration::go_duration;
 ///
 /// Its string form is the Go daemonkit's: `running`, `degraded`, `stopped`, and
 /// `backoff:<d>` with `<d>` printed as Go prints a `time.Duration` (see
-/// [`go_duration`](super::go_duration)).
+/// [`go_duration`](super::go_duration)). `failed` is this kit's own addition (the Go
+/// daemonkit restarts forever and has no such state): it appears only for monitors
+/// whose [`RestartPolicy`](crate::RestartPolicy) gives up, so a Go consumer of a daemon
+/// that never opts in sees only the Go strings.
 ///
 /// # Examples
 ///
@@ -38,10 +41,15 @@ pub enum MonitorState {
     Backoff(Duration),
     /// The monitor will not run again: it exited cleanly or was cancelled.
     Stopped,
+    /// The monitor crashed more often than its policy's restart intensity allows
+    /// ([`RestartPolicyBuilder::give_up_after`](crate::supervisor::RestartPolicyBuilder::give_up_after))
+    /// and will not run again; its error has reason `MonitorGaveUp`.
+    Failed,
 }
 
 impl MonitorState {
-    /// The state's name without a back-off duration: `running`, `degraded`, `backoff`, `stopped`.
+    /// The state's name without a back-off duration: `running`, `degraded`, `backoff`,
+    /// `stopped`, `failed`.
     ///
     /// Useful as a low-cardinality label (the Prometheus `state` label uses it).
     pub fn kind(&self) -> &'static str {
@@ -50,6 +58,7 @@ impl MonitorState {
             MonitorState::Degraded => "degraded",
             MonitorState::Backoff(_) => "backoff",
             MonitorState::Stopped => "stopped",
+            MonitorState::Failed => "failed",
         }
     }
 }

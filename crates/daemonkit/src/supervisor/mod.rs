@@ -10,7 +10,7 @@
 //!
 //! | module part | what it holds |
 //! |---|---|
-//! | [`RestartPolicy`] | back-off, stable threshold, degraded threshold, jitter, heartbeat |
+//! | [`RestartPolicy`] | back-off, stable threshold, degraded threshold, jitter, heartbeat, restart intensity |
 //! | [`Supervisor`], [`SupervisorBuilder`] | the monitors and their policies |
 //! | [`Running`], [`ShutdownReport`] | the started set and how it stopped |
 //!
@@ -25,6 +25,7 @@
 //! | `MonitorExited`     | info  | a run returned `Ok(())`: stopped, no restart |
 //! | `MonitorStopped`    | info  | cancelled during a run or a back-off |
 //! | `MonitorHeartbeat`  | info  | every heartbeat interval while running, if enabled |
+//! | `MonitorGaveUp`     | error | more crashes within the window than the policy's [`give_up_after`](RestartPolicyBuilder::give_up_after) allows: `failed`, not restarted |
 //! | `MonitorShutdownTimeout` | error | a monitor did not return within the shutdown timeout |
 //! | `SupervisorTaskPanicked` | error | a supervise task itself died (a bug or a panicking subscriber) |
 

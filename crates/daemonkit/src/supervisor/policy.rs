@@ -12,8 +12,21 @@ use crate::Error;
 ///
 /// `RestartPolicy::default()` is the Go daemonkit's: back-off starts at 5 s and doubles
 /// per consecutive crash up to 5 min; a run that lasted 60 s resets the streak; every 5th
-/// consecutive crash logs `MonitorDegraded`; no jitter; no heartbeat. Build another with
+/// consecutive crash logs `MonitorDegraded`; no jitter; no heartbeat; and it never gives
+/// up: a monitor is restarted for as long as the process lives. Build another with
 /// [`RestartPolicy::builder`], which rejects values that cannot work.
+///
+/// # Restart intensity
+///
+/// Restarting forever suits a monitor whose crashes come from outside (a peer that comes
+/// back). For one whose crashes mean something is wrong with the host or the program,
+/// [`RestartPolicyBuilder::give_up_after`] sets an Erlang/OTP-style intensity: more than
+/// `max_crashes` crashes within `within` and the monitor is marked
+/// [`failed`](crate::MonitorState::Failed) with reason `MonitorGaveUp` and not restarted.
+/// What happens next is the daemon's choice: by default it carries on without the
+/// monitor (`/ready` answers 503 naming it), or, with
+/// [`DaemonBuilder::exit_on_give_up`](crate::DaemonBuilder::exit_on_give_up), it shuts
+/// down with exit code 70 so that systemd's `Restart=` and `StartLimit*` take over.
 ///
 /// # Examples
 ///
@@ -41,6 +54,7 @@ pub struct RestartPolicy {
     degraded_every: u32,
     jitter: f64,
     heartbeat: Option<Duration>,
+    give_up: Option<(u32, Duration)>,
 }
 
 impl Default for RestartPolicy {
@@ -55,6 +69,7 @@ impl Default for RestartPolicy {
             degraded_every: 5,
             jitter: 0.0,
             heartbeat: None,
+            give_up: None,
         }
     }
 }
@@ -100,6 +115,12 @@ impl RestartPolicy {
     /// The fraction by which each back-off is randomly shortened (0 = no jitter).
     pub fn jitter(&self) -> f64 {
         self.jitter
+    }
+
+    /// The restart intensity, if the policy gives up: more than `.0` crashes within `.1`
+    /// mark the monitor failed. `None` (the default) restarts forever.
+    pub fn give_up_after(&self) -> Option<(u32, Duration)> {
+        self.give_up
     }
 
     /// The back-off after the `streak`-th consecutive crash (1-based), before jitter:
@@ -176,13 +197,43 @@ impl RestartPolicyBuilder {
         self
     }
 
+    /// Gives up on a monitor that crashes more than `max_crashes` times within `within`
+    /// (a sliding window over the crash times): it is marked
+    /// [`failed`](crate::MonitorState::Failed) with reason `MonitorGaveUp` and not
+    /// restarted until an operator starts it ([`Command::Start`](crate::supervisor::Command),
+    /// `daemonctl start`), which also resets the window. Default: never give up. `within` must be non-zero; `max_crashes` may
+    /// be 0 (the first crash is final).
+    ///
+    /// Choose `within` longer than the back-offs the first `max_crashes` crashes wait,
+    /// or the window never holds enough crashes to give up.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use daemonkit::RestartPolicy;
+    ///
+    /// // More than 5 crashes within 10 minutes is a failure.
+    /// let policy = RestartPolicy::builder()
+    ///     .give_up_after(5, Duration::from_secs(600))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(policy.give_up_after(), Some((5, Duration::from_secs(600))));
+    /// assert_eq!(RestartPolicy::default().give_up_after(), None);
+    /// ```
+    pub fn give_up_after(mut self, max_crashes: u32, within: Duration) -> Self {
+        self.policy.give_up = Some((max_crashes, within));
+        self
+    }
+
     /// Checks every field and returns the policy.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidPolicy`] naming the first field that cannot work: a zero
     /// `initial`, a `cap` below `initial`, a `multiplier` below 1 (or not a number), a
-    /// zero `degraded_every`, a `jitter` outside 0..=1, or a zero `heartbeat`.
+    /// zero `degraded_every`, a `jitter` outside 0..=1, a zero `heartbeat`, or a zero
+    /// `give_up_after` window.
     pub fn build(self) -> Result<RestartPolicy, Error> {
         let p = self.policy;
         let invalid = |field, problem: String| Err(Error::InvalidPolicy { field, problem });
@@ -195,6 +246,12 @@ impl RestartPolicyBuilder {
         }
         if p.heartbeat.is_some_and(|h| h.is_zero()) {
             return invalid("heartbeat", "must be greater than zero".into());
+        }
+        if p.give_up.is_some_and(|(_, within)| within.is_zero()) {
+            return invalid(
+                "give_up_after",
+                "the window must be greater than zero".into(),
+            );
         }
         Ok(p)
     }

@@ -1,5 +1,6 @@
 //! The loop that keeps one monitor alive: run, catch, back off, run again.
 
+use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -85,6 +86,9 @@ async fn supervise_loop(
     // The reason of the crash error being reported and when it was first reported, so
     // `since` stays put across the crashes of one streak.
     let mut crash_since: Option<(&'static str, Timestamp)> = None;
+    // The times of the crashes inside the policy's give-up window, oldest first (at most
+    // `max_crashes + 1` are ever kept).
+    let mut recent: VecDeque<Instant> = VecDeque::new();
 
     loop {
         if cancel.is_cancelled() {
@@ -118,6 +122,7 @@ async fn supervise_loop(
             Some(Next::Restart) => {
                 streak = 0;
                 crash_since = None;
+                recent.clear();
                 handle.update(|status| {
                     status.consecutive_crashes = 0;
                     status.error = None;
@@ -129,6 +134,7 @@ async fn supervise_loop(
                 if wait_for_start(handle, control, cancel).await {
                     streak = 0;
                     crash_since = None;
+                    recent.clear();
                     continue;
                 }
                 return;
@@ -157,6 +163,28 @@ async fn supervise_loop(
             crash_since = None;
         }
         streak = streak.saturating_add(1);
+        if let Some((max, within)) = policy.give_up_after() {
+            let now = Instant::now();
+            recent.push_back(now);
+            while recent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > within)
+            {
+                recent.pop_front();
+            }
+            if recent.len() > max as usize {
+                give_up(handle, streak, max, within, message);
+                // Failed, but still supervised: an operator's start runs it again, with a
+                // fresh streak and window (the failure was looked at).
+                if wait_for_start(handle, control, cancel).await {
+                    streak = 0;
+                    crash_since = None;
+                    recent.clear();
+                    continue;
+                }
+                return;
+            }
+        }
         let backoff = policy.jittered(policy.delay_for(streak), &mut rng);
         tracing::error!(
             reason = "MonitorCrash",
@@ -238,6 +266,35 @@ async fn supervise_loop(
             }
         }
     }
+}
+
+/// Marks the monitor failed: more than `max` crashes within `within`.
+fn give_up(handle: &MonitorHandle, streak: u32, max: u32, within: Duration, message: String) {
+    let within = go_duration(within);
+    tracing::error!(
+        reason = "MonitorGaveUp",
+        monitor = %handle.name(),
+        error = %message,
+        consecutive_crashes = streak,
+        max_crashes = max,
+        within = %within,
+        "monitor crashed more than its policy allows; not restarting it"
+    );
+    handle.update(|status| {
+        status.state = MonitorState::Failed;
+        status.consecutive_crashes = streak;
+        status.error = Some(
+            StatusError::new(
+                "MonitorGaveUp",
+                format!("more than {max} crashes within {within}, the last: {message}"),
+            )
+            .with_resolution(
+                "read the monitor's MonitorCrash records, fix the cause, then restart the daemon",
+            )
+            .with_since(Timestamp::now()),
+        );
+        status.last_error = Some(message);
+    });
 }
 
 fn stopped(handle: &MonitorHandle) {

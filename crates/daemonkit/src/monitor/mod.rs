@@ -1,4 +1,13 @@
 //! The monitor contract: a named, long-running async work loop the supervisor keeps alive.
+//!
+//! | item | what it gives you |
+//! |---|---|
+//! | [`Monitor`], [`Connectivity`] | the contract, and the `degraded` report of a monitor alive but failing |
+//! | [`monitor_fn`] | a monitor from a closure that is the whole run loop |
+//! | [`every`], [`Periodic`] | a monitor that runs one tick of work every period (the common case) |
+//! | [`prerequisites`] | the probe of a component's monitors |
+//!
+//! The user guide's "Writing a monitor" section walks through the contract with examples.
 
 use std::fmt;
 use std::future::Future;
@@ -9,6 +18,10 @@ use tokio_util::sync::CancellationToken;
 pub use crate::boxed::{BoxError, BoxFuture};
 use crate::probe::{Composite, Probe, ProbeError};
 use crate::status::{StatusError, StatusTracker};
+
+mod periodic;
+
+pub use periodic::{FirstTick, MIN_PERIOD, OnError, Periodic, every};
 
 /// A long-running async work loop with a stable name, kept alive by the
 /// [`Supervisor`](crate::Supervisor).
@@ -37,7 +50,8 @@ use crate::status::{StatusError, StatusTracker};
 /// but failing, and a probe from [`prerequisite`](Self::prerequisite) for one that needs
 /// something of the host before it starts.
 ///
-/// For a monitor that is just a closure, see [`monitor_fn`].
+/// For a monitor that is just a closure, see [`monitor_fn`]; for one that does a tick of
+/// work every period, see [`every`].
 ///
 /// # Examples
 ///
