@@ -385,3 +385,47 @@ fn inventory_agent_serves_not_ready_without_its_data_directory() {
     let output = child.terminate();
     exited(output.status, 0, &output);
 }
+
+/// Issue 10's consumer-shaped daemon: NOT READY until its upgrade directory exists (the
+/// daemon serves meanwhile), then the upgrade monitor runs, records the applied version
+/// in its durable state file and its route reports it; the audit trail records the start.
+#[test]
+fn host_agent_waits_for_its_upgrade_dir_then_records_the_applied_version() {
+    let sandbox = Sandbox::new();
+    let child = start(&sandbox, "host_agent");
+    let (code, body) = until(&sandbox.socket(), "/status", |_, body| {
+        body.contains("UpgradeDirOwnershipCheckFailed")
+    });
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains(r#""traffic-shaper":{"state":"running""#),
+        "{body}"
+    );
+    let upgrades = sandbox.path("state").join("upgrades");
+    std::fs::create_dir(&upgrades).unwrap();
+    std::fs::write(upgrades.join("v1.2.3"), b"").unwrap();
+    until(
+        &sandbox.socket(),
+        "/consensus-node/upgrade",
+        |code, body| code == 200 && body.contains(r#""upgrade":"running""#),
+    );
+    let state = sandbox.path("state").join("applied-version.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&state).is_ok_and(|s| s.contains("\"v1.2.3\"")) {
+        assert!(
+            Instant::now() < deadline,
+            "no applied version in {}",
+            state.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.terminate();
+    exited(output.status, 0, &output);
+    let audit = std::fs::read_dir(sandbox.path("state"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("audit-"))
+        .expect("an audit file");
+    let audit = std::fs::read_to_string(audit.path()).unwrap();
+    assert!(audit.contains(r#""reason":"DaemonStarted""#), "{audit}");
+}
