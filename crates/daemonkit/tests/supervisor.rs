@@ -692,3 +692,65 @@ async fn restart_stop_and_start_one_monitor_without_touching_the_others() {
     assert_eq!(steady_runs.load(Ordering::SeqCst), 1);
     assert!(running.shutdown(Duration::from_secs(5)).await.is_clean());
 }
+
+/// A monitor that supervises sub-tasks of its own (one loop per peer, say) shows their
+/// states under it in the status, not only in its logs.
+#[tokio::test(start_paused = true)]
+async fn sub_tasks_appear_under_their_monitor() {
+    struct Shaper {
+        subtasks: StatusTracker,
+    }
+    impl Monitor for Shaper {
+        fn name(&self) -> &str {
+            "traffic-shaper"
+        }
+        fn run(&self, cancel: CancellationToken) -> BoxFuture<'_, Result<(), BoxError>> {
+            Box::pin(async move {
+                let (peer_a, _) = scripted("peer-a", |_| Step::WaitCancel);
+                let (peer_b, _) = scripted("peer-b", |_| Step::Crash);
+                let running = Supervisor::builder()
+                    .policy(
+                        RestartPolicy::builder()
+                            .initial(Duration::from_secs(60))
+                            .build()?,
+                    )
+                    .tracker(self.subtasks.clone())
+                    .monitor(peer_a)
+                    .monitor(peer_b)
+                    .build()?
+                    .start(&cancel);
+                cancel.cancelled().await;
+                running.shutdown(Duration::from_secs(5)).await;
+                Ok(())
+            })
+        }
+        fn subtasks(&self) -> Option<&StatusTracker> {
+            Some(&self.subtasks)
+        }
+    }
+    let supervisor = Supervisor::builder()
+        .monitor(Arc::new(Shaper {
+            subtasks: StatusTracker::new(),
+        }))
+        .build()
+        .unwrap();
+    let tracker = supervisor.tracker().clone();
+    let running = supervisor.start(&CancellationToken::new());
+    let json = loop {
+        let json = serde_json::to_value(tracker.snapshot()).unwrap();
+        if json["traffic-shaper"]["subtasks"]["peer-b"]["state"] == "backoff:1m0s" {
+            break json;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    assert_eq!(json["traffic-shaper"]["state"], "running");
+    assert_eq!(
+        json["traffic-shaper"]["subtasks"]["peer-a"]["state"],
+        "running"
+    );
+    assert_eq!(
+        json["traffic-shaper"]["subtasks"]["peer-b"]["error"]["reason"],
+        "MonitorCrash"
+    );
+    assert!(running.shutdown(Duration::from_secs(5)).await.is_clean());
+}
