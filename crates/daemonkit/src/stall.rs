@@ -195,6 +195,10 @@ impl StallDetector {
     /// # Panics
     ///
     /// When polled outside a tokio runtime with the time driver enabled.
+    ///
+    /// # Panics
+    ///
+    /// When polled outside a tokio runtime with time enabled.
     pub async fn run(self, cancel: CancellationToken) {
         let mut next = Instant::now() + self.shared.interval;
         loop {

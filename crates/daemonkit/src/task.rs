@@ -34,6 +34,10 @@ pub use crate::panic::panic_message;
 /// assert!(handle.await.is_ok());
 /// # }
 /// ```
+///
+/// # Panics
+///
+/// Outside a tokio runtime (as [`tokio::spawn`]).
 pub fn spawn_logged<F>(name: impl Into<String>, task: F) -> JoinHandle<()>
 where
     F: Future<Output = ()> + Send + 'static,
@@ -102,6 +106,10 @@ impl TaskGroup {
     }
 
     /// Spawns a child that receives the group's token.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as [`tokio::task::JoinSet::spawn`]).
     pub fn spawn<F, Fut>(&mut self, name: impl Into<String>, task: F)
     where
         F: FnOnce(CancellationToken) -> Fut,

@@ -120,6 +120,10 @@ impl ControlPlane {
     /// - [`Error::TcpIo`] when the TCP listener cannot be bound.
     ///
     /// On error nothing this call created is left behind.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime with I/O enabled.
     pub async fn bind(self) -> Result<BoundControlPlane, Error> {
         let app = self.app;
         let activated = self.listener.is_some();

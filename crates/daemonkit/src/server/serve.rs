@@ -45,6 +45,10 @@ impl BoundControlPlane {
     ///
     /// Dropping the future instead of cancelling the token closes every connection
     /// abruptly and removes the socket file (if still ours) without waiting.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime with I/O and time enabled.
     pub async fn serve(self, cancel: CancellationToken) -> Result<(), Error> {
         let BoundControlPlane {
             app,

@@ -253,6 +253,10 @@ impl Watchdog {
     /// # Cancel safety
     ///
     /// Dropping the future stops the pings; nothing is left half-sent.
+    ///
+    /// # Panics
+    ///
+    /// When polled outside a tokio runtime with time enabled.
     pub async fn run(self, cancel: CancellationToken) {
         let (Some(interval), Some(every)) = (self.interval, self.ping_every()) else {
             return;
