@@ -163,7 +163,7 @@ impl Actions {
             _ => None,
         };
         tracing::warn!(reason = "ControlPlaneDenied", path = %path, peer = %peer, peer_uid = ?peer_uid, "refused a mutating request");
-        Some(super::routes::error(StatusCode::FORBIDDEN, &message))
+        Some(super::respond::error(StatusCode::FORBIDDEN, &message))
     }
 }
 
@@ -174,18 +174,18 @@ pub(crate) fn is_action(path: &str) -> bool {
 
 /// Answers a mutating route (after authorization).
 pub(crate) fn handle(
-    actions: Arc<super::routes::App>,
+    actions: Arc<Actions>,
     req: Request<Incoming>,
     peer: Peer,
 ) -> BoxFuture<'static, Response<Body>> {
     Box::pin(async move {
-        let actions = &actions.actions;
+        let actions = &*actions;
         let path = req.uri().path().to_owned();
         if path == "/log-level" {
             return log_level(actions, req, &peer).await;
         }
         if req.method() != Method::POST {
-            let mut res = super::routes::error(
+            let mut res = super::respond::error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &format!("method {} is not allowed on {path}; use POST", req.method()),
             );
@@ -198,7 +198,7 @@ pub(crate) fn handle(
         }
         let rest = path.trim_start_matches("/monitors/");
         let Some((monitor, command)) = rest.rsplit_once('/') else {
-            return super::routes::error(
+            return super::respond::error(
                 StatusCode::NOT_FOUND,
                 "use POST /monitors/[<component>/]<monitor>/{restart,stop,start}",
             );
@@ -208,7 +208,7 @@ pub(crate) fn handle(
             "stop" => Command::Stop,
             "start" => Command::Start,
             other => {
-                return super::routes::error(
+                return super::respond::error(
                     StatusCode::NOT_FOUND,
                     &format!("unknown command {other:?}; use restart, stop or start"),
                 );
@@ -216,7 +216,7 @@ pub(crate) fn handle(
         };
         let monitor = percent_decode(monitor);
         let Some(monitors) = &actions.monitors else {
-            return super::routes::error(
+            return super::respond::error(
                 StatusCode::NOT_FOUND,
                 "this daemon does not offer monitor commands",
             );
@@ -227,18 +227,18 @@ pub(crate) fn handle(
                 StatusCode::ACCEPTED,
                 &serde_json::json!({"status": "accepted", "monitor": monitor, "command": command.as_str()}),
             ),
-            Ok(Err(ActionError::NoSuchMonitor)) => super::routes::error(
+            Ok(Err(ActionError::NoSuchMonitor)) => super::respond::error(
                 StatusCode::NOT_FOUND,
                 &format!(
                     "no monitor {monitor:?} (give COMPONENT/MONITOR on a daemon with components)"
                 ),
             ),
             Ok(Err(ActionError::Refused(refused))) => {
-                super::routes::error(StatusCode::CONFLICT, &refused.to_string())
+                super::respond::error(StatusCode::CONFLICT, &refused.to_string())
             }
             Err(message) => {
                 tracing::error!(reason = "ControlPlaneActionPanicked", panic = %message, "a monitor action panicked");
-                super::routes::error(
+                super::respond::error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "the monitor action failed",
                 )
@@ -249,7 +249,7 @@ pub(crate) fn handle(
 
 async fn log_level(actions: &Actions, req: Request<Incoming>, peer: &Peer) -> Response<Body> {
     let Some(hook) = actions.log_level.clone() else {
-        return super::routes::error(StatusCode::NOT_FOUND, "this daemon has no log-level hook");
+        return super::respond::error(StatusCode::NOT_FOUND, "this daemon has no log-level hook");
     };
     match *req.method() {
         Method::GET | Method::HEAD => {
@@ -264,7 +264,7 @@ async fn log_level(actions: &Actions, req: Request<Incoming>, peer: &Peer) -> Re
                 None => None,
                 Some(Ok(after)) => after,
                 Some(Err(message)) => {
-                    return super::routes::error(StatusCode::BAD_REQUEST, &message);
+                    return super::respond::error(StatusCode::BAD_REQUEST, &message);
                 }
             };
             let body = match Limited::new(req.into_body(), MAX_FILTER_BYTES)
@@ -273,17 +273,17 @@ async fn log_level(actions: &Actions, req: Request<Incoming>, peer: &Peer) -> Re
             {
                 Ok(body) => body.to_bytes(),
                 Err(_) => {
-                    return super::routes::error(
+                    return super::respond::error(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         &format!("a filter is at most {MAX_FILTER_BYTES} bytes"),
                     );
                 }
             };
             let Ok(filter) = std::str::from_utf8(&body).map(str::trim) else {
-                return super::routes::error(StatusCode::BAD_REQUEST, "the filter is not UTF-8");
+                return super::respond::error(StatusCode::BAD_REQUEST, "the filter is not UTF-8");
             };
             if filter.is_empty() {
-                return super::routes::error(
+                return super::respond::error(
                     StatusCode::BAD_REQUEST,
                     "an empty filter; send e.g. `debug` or `info,daemonkit=debug`",
                 );
@@ -294,9 +294,11 @@ async fn log_level(actions: &Actions, req: Request<Incoming>, peer: &Peer) -> Re
             tracing::info!(reason = "LogLevelChanged", filter = %filter, previous = %previous, by = %peer, revert_after = ?revert_after.map(go_duration), "log filter changing");
             match crate::panic::call(|| hook.set(filter)) {
                 Ok(Ok(())) => {}
-                Ok(Err(message)) => return super::routes::error(StatusCode::BAD_REQUEST, &message),
+                Ok(Err(message)) => {
+                    return super::respond::error(StatusCode::BAD_REQUEST, &message);
+                }
                 Err(_) => {
-                    return super::routes::error(
+                    return super::respond::error(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "the log-level hook failed",
                     );
@@ -329,7 +331,7 @@ async fn log_level(actions: &Actions, req: Request<Incoming>, peer: &Peer) -> Re
             )
         }
         _ => {
-            let mut res = super::routes::error(
+            let mut res = super::respond::error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &format!(
                     "method {} is not allowed on /log-level; use GET or PUT",

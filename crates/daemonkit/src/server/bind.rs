@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use tokio::net::{TcpListener, UnixListener};
 
-use super::builder::{ControlPlaneBuilder, Limits, TcpSource};
+use super::builder::{ControlPlaneBuilder, TcpSource};
+use super::limits::Limits;
 use super::routes::App;
 use super::socket::{self, SocketFile};
 use crate::Error;

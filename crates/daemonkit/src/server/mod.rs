@@ -48,8 +48,11 @@
 mod actions;
 mod bind;
 mod builder;
+mod clock;
 mod conn;
+mod limits;
 mod metrics;
+mod respond;
 mod routes;
 mod serve;
 mod socket;

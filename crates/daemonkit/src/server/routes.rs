@@ -26,9 +26,10 @@ use hyper::server::conn::http1;
 use serde::Serialize;
 
 use super::actions::{self, Actions, Peer};
-use super::builder::Limits;
-use super::conn::{ConnClock, RequestBody, ResponseBody};
+use super::clock::{ConnClock, RequestBody, ResponseBody};
+use super::limits::Limits;
 use super::metrics::Metrics;
+pub(crate) use super::respond::{error, json};
 use crate::StatusError;
 use crate::boxed::BoxFuture;
 
@@ -37,7 +38,6 @@ pub(crate) type StatusFn = Arc<dyn Fn(&mut Vec<u8>) -> serde_json::Result<()> + 
 /// Says whether the daemon is ready, and if not, why.
 pub(crate) type ReadyFn = Arc<dyn Fn() -> Result<(), Vec<StatusError>> + Send + Sync>;
 
-const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const PROMETHEUS_TEXT: HeaderValue =
     HeaderValue::from_static(prometheus_client::encoding::prometheus_text::CONTENT_TYPE);
 const GET_HEAD: HeaderValue = HeaderValue::from_static("GET, HEAD");
@@ -60,7 +60,7 @@ pub(crate) struct App {
     /// The size of the last status document, so the next buffer is allocated once.
     status_size: AtomicUsize,
     /// The mutating routes' rules and hooks.
-    pub(crate) actions: Actions,
+    pub(crate) actions: Arc<Actions>,
     /// Components whose routes change the daemon: non-GET requests need authorization.
     mutating: Vec<String>,
 }
@@ -90,7 +90,7 @@ impl App {
             metrics,
             components,
             status_size: AtomicUsize::new(1024),
-            actions,
+            actions: Arc::new(actions),
             mutating,
         }
     }
@@ -113,7 +113,7 @@ impl App {
             )));
         }
         if actions::is_action(req.uri().path()) {
-            return Dispatch::Action(actions::handle(self.clone(), req, peer));
+            return Dispatch::Action(actions::handle(self.actions.clone(), req, peer));
         }
         let builtin = match req.uri().path() {
             "/health" => Builtin::Health,
@@ -337,25 +337,6 @@ impl Future for ResponseFuture {
 }
 
 // ===== responses =====
-
-fn json(status: StatusCode, body: Bytes) -> Response<Body> {
-    let mut res = Response::new(Body::from(body));
-    *res.status_mut() = status;
-    res.headers_mut().insert(CONTENT_TYPE, JSON);
-    res
-}
-
-/// `{"error": message}` with `status`.
-pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
-    #[derive(Serialize)]
-    struct ErrorBody<'a> {
-        error: &'a str,
-    }
-    // Serialising a struct with one string field cannot fail.
-    let mut buf = serde_json::to_vec(&ErrorBody { error: message }).unwrap_or_default();
-    buf.push(b'\n');
-    json(status, Bytes::from(buf))
-}
 
 fn method_not_allowed(method: &Method, path: &str) -> Response<Body> {
     let mut res = error(

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::BoundControlPlane;
 use super::actions::Credentials;
-use super::conn::{self, ConnClock, Peer};
+use super::clock::ConnClock;
+use super::conn::{self, Peer};
 use crate::Error;
 
 /// How long the accept loop pauses after running out of file descriptors or memory, so it
