@@ -120,7 +120,19 @@ fn files_unlinked_while_sixteen_writers_log_never_take_an_event_logged_after_the
             while acked.load(Ordering::SeqCst) < k * WRITERS * EVENTS / (REMOVALS + 1) {
                 std::thread::yield_now();
             }
-            fs::hard_link(log.path(), dir.path().join(format!("removed-{k}"))).unwrap();
+            // The writers recreate the live file at their next batch: until one has, after
+            // the previous removal, there is nothing at the path to keep.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                match fs::hard_link(log.path(), dir.path().join(format!("removed-{k}"))) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        assert!(std::time::Instant::now() < deadline, "never recreated");
+                        std::thread::yield_now();
+                    }
+                    Err(e) => panic!("keeping the live file: {e}"),
+                }
+            }
             fs::remove_file(log.path()).unwrap();
             removed.store(k, Ordering::SeqCst);
         }
