@@ -210,6 +210,29 @@ impl Rotation {
         }
     }
 
+    /// Repairs the torn tail of the set's newest file if it is not a file of `day` (which
+    /// [`open_day`](Rotation::open_day) repairs itself): a power cut during its last batch may
+    /// have left a partial line no later open would otherwise cut. A newest file locked by
+    /// another writer is left to that writer.
+    fn repair_newest_unless(&self, dir: &Path, day: Date) -> Result<Option<TornTailRepair>, Error> {
+        let Some(newest) = list_event_files(dir, &self.prefix)?.pop() else {
+            return Ok(None);
+        };
+        if newest.day == day {
+            return Ok(None);
+        }
+        let key = SegmentKey {
+            day: newest.day,
+            seq: newest.seq,
+        };
+        match open_segment(dir, &self.file_name(key.day, key.seq), Some(key)) {
+            // Dropping the segment closes the file and releases its lock.
+            Ok((_segment, repair)) => Ok(repair),
+            Err(Error::Locked { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Where the next batch of `batch_len` bytes must go, if not to the current file.
     ///
     /// A new UTC day starts the day's file. A clock that went back keeps the current file:
@@ -404,6 +427,9 @@ impl RotatingLog {
     ///
     /// `dir` must exist. As [`EventLog::open_append`](crate::EventLog::open_append), a torn
     /// tail of the file continued is cut and saved aside ([`torn_tail_repair`](RotatingLog::torn_tail_repair)).
+    /// When today's file is not the set's newest (a restart on a later day, or a clock that went
+    /// back), the newest file — the one a power cut may have left torn — is repaired first, so
+    /// that no file but the live one ever ends in a partial line.
     ///
     /// # Errors
     ///
@@ -411,9 +437,11 @@ impl RotatingLog {
     /// listed or the file cannot be opened, repaired or synced.
     pub fn open(dir: impl AsRef<Path>, rotation: Rotation) -> Result<RotatingLog, Error> {
         let dir = absolute_dir(dir.as_ref())?;
-        let (segment, repair) = rotation.open_day(&dir, rotation.now_day())?;
+        let today = rotation.now_day();
+        let earlier = rotation.repair_newest_unless(&dir, today)?;
+        let (segment, repair) = rotation.open_day(&dir, today)?;
         Ok(RotatingLog {
-            inner: Inner::new(dir, Some(rotation), segment, repair),
+            inner: Inner::new(dir, Some(rotation), segment, repair.or(earlier)),
         })
     }
 

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use daemonkit_eventlog::{StateFile, read_events};
 
@@ -83,10 +83,51 @@ impl EventLogLedger {
 
     /// Checks the log at `path` in a crashed backing directory against everything acknowledged.
     pub fn check(&mut self, path: &Path) -> Vec<String> {
+        let mut problems = self.check_side_file(path.parent().unwrap_or(Path::new(".")));
+        match fs::metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.events_acked == 0 => problems,
+            Err(e) => {
+                problems.push(format!(
+                    "log {}: {e} after {} acknowledged events",
+                    path.display(),
+                    self.events_acked
+                ));
+                problems
+            }
+            Ok(_) => {
+                problems.extend(self.check_files(&[path.to_path_buf()]));
+                problems
+            }
+        }
+    }
+
+    /// Checks the rotating set `<prefix>-YYYYMMDD[-n].jsonl` in `dir` (a crashed backing
+    /// directory) against everything acknowledged: its files read in
+    /// [`list_event_files`](daemonkit_eventlog::list_event_files) order as one log. Only the
+    /// newest file may end in a partial line (the batch the power cut); an older file that does
+    /// was left unrepaired by an open after an earlier cut.
+    pub fn check_set(&mut self, dir: &Path, prefix: &str) -> Vec<String> {
+        let mut problems = self.check_side_file(dir);
+        match daemonkit_eventlog::list_event_files(dir, prefix) {
+            Ok(files) if files.is_empty() && self.events_acked > 0 => problems.push(format!(
+                "no file of the set {prefix}-*.jsonl in {} after {} acknowledged events",
+                dir.display(),
+                self.events_acked
+            )),
+            Ok(files) => {
+                let paths: Vec<PathBuf> = files.into_iter().map(|f| f.path).collect();
+                problems.extend(self.check_files(&paths));
+            }
+            Err(e) => problems.push(format!("cannot list {}: {e}", dir.display())),
+        }
+        problems
+    }
+
+    /// Checks the side file the last open reported (in `dir`) against the bytes it cut.
+    fn check_side_file(&mut self, dir: &Path) -> Vec<String> {
         let mut problems = Vec::new();
         if let Some((side, bytes)) = self.reported_repair.take() {
-            let side_path = path.with_file_name(&side);
-            match fs::read(&side_path) {
+            match fs::read(dir.join(&side)) {
                 Ok(held) if held == bytes => self.repairs_verified += 1,
                 Ok(held) => problems.push(format!(
                     "side file {side} holds {} bytes, not the {} cut",
@@ -96,60 +137,73 @@ impl EventLogLedger {
                 Err(e) => problems.push(format!("side file {side} reported but unreadable: {e}")),
             }
         }
-        let bytes = match fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound && self.events_acked == 0 => {
-                return problems;
-            }
-            Err(e) => {
-                problems.push(format!(
-                    "log {}: {e} after {} acknowledged events",
-                    path.display(),
-                    self.events_acked
-                ));
-                return problems;
-            }
-        };
-        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        self.expected_tail = Some(bytes[complete..].to_vec());
+        problems
+    }
 
+    /// Checks `paths`, read in order as one log, against everything acknowledged, and
+    /// remembers the newest file's partial last line for the next open.
+    fn check_files(&mut self, paths: &[PathBuf]) -> Vec<String> {
+        let mut problems = Vec::new();
         let mut seen: BTreeMap<(String, String), u64> = BTreeMap::new();
-        let events = match read_events(path) {
-            Ok(events) => events,
-            Err(e) => {
-                problems.push(format!("cannot read {}: {e}", path.display()));
-                return problems;
-            }
-        };
-        let whole_lines = bytes[..complete].iter().filter(|&&b| b == b'\n').count();
-        let mut line = 0usize;
-        for event in events {
-            line += 1;
-            let event = match event {
-                Ok(event) => event,
-                // The partial last line is what the next open repairs; anything else is damage.
-                Err(_) if line > whole_lines => break,
+        self.expected_tail = None;
+        for (index, path) in paths.iter().enumerate() {
+            let newest = index + 1 == paths.len();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let bytes = match fs::read(path) {
+                Ok(b) => b,
                 Err(e) => {
-                    problems.push(format!("line {line} does not verify: {e}"));
+                    problems.push(format!("log {}: {e}", path.display()));
                     continue;
                 }
             };
-            let Ok(seq) = event.msg.parse::<u64>() else {
+            let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            if newest {
+                self.expected_tail = Some(bytes[complete..].to_vec());
+            } else if complete < bytes.len() {
                 problems.push(format!(
-                    "line {line}: msg {:?} is not a sequence number",
-                    event.msg
-                ));
-                continue;
-            };
-            let key = (event.operation_id, event.node_id);
-            let next = seen.entry(key.clone()).or_default();
-            if seq != *next {
-                problems.push(format!(
-                    "line {line}: {}/{} event {seq} where {} was due (duplicate, reordered or a gap)",
-                    key.0, key.1, *next
+                    "{name} ends in a partial line of {} bytes, but it is not the newest file: \
+                     an open left its torn tail unrepaired",
+                    bytes.len() - complete
                 ));
             }
-            *next = seq.max(*next) + 1;
+            let events = match read_events(path) {
+                Ok(events) => events,
+                Err(e) => {
+                    problems.push(format!("cannot read {}: {e}", path.display()));
+                    continue;
+                }
+            };
+            let whole_lines = bytes[..complete].iter().filter(|&&b| b == b'\n').count();
+            let mut line = 0usize;
+            for event in events {
+                line += 1;
+                let event = match event {
+                    Ok(event) => event,
+                    // The partial last line is what the next open repairs; anything else is
+                    // damage.
+                    Err(_) if line > whole_lines => break,
+                    Err(e) => {
+                        problems.push(format!("{name} line {line} does not verify: {e}"));
+                        continue;
+                    }
+                };
+                let Ok(seq) = event.msg.parse::<u64>() else {
+                    problems.push(format!(
+                        "{name} line {line}: msg {:?} is not a sequence number",
+                        event.msg
+                    ));
+                    continue;
+                };
+                let key = (event.operation_id, event.node_id);
+                let next = seen.entry(key.clone()).or_default();
+                if seq != *next {
+                    problems.push(format!(
+                        "{name} line {line}: {}/{} event {seq} where {} was due (duplicate, reordered or a gap)",
+                        key.0, key.1, *next
+                    ));
+                }
+                *next = seq.max(*next) + 1;
+            }
         }
         for ((tag, node), &acked) in &self.acked {
             let present = seen.get(&(tag.clone(), node.clone())).copied().unwrap_or(0);
@@ -390,6 +444,75 @@ mod tests {
             problems
                 .iter()
                 .any(|p| p.contains("side file side holds 3 bytes")),
+            "{problems:?}"
+        );
+    }
+
+    /// A rotating set in a temp dir: `per_day` events of writer c0/w0 on each of `days` days.
+    fn set_with(days: u64, per_day: u64) -> tempfile::TempDir {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicI64, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let day = Arc::new(AtomicI64::new(0));
+        let clock = {
+            let day = Arc::clone(&day);
+            move || {
+                jiff::Timestamp::from_second(1_767_225_600 + 86_400 * day.load(Ordering::SeqCst))
+                    .unwrap()
+            }
+        };
+        let rotation = daemonkit_eventlog::Rotation::daily("events")
+            .unwrap()
+            .clock(clock);
+        let log = daemonkit_eventlog::RotatingLog::open(dir.path(), rotation).unwrap();
+        for seq in 0..days * per_day {
+            day.store((seq / per_day) as i64, Ordering::SeqCst);
+            log.log(&Event::new(
+                Level::Info,
+                "PowerCut",
+                seq.to_string(),
+                "c0",
+                "w0",
+            ))
+            .unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn reads_a_rotating_set_as_one_log_in_file_order() {
+        let dir = set_with(3, 2);
+        let mut ledger = EventLogLedger::new();
+        let acked: Vec<String> = (0..6).map(|n| format!("ack c0 w0 {n}")).collect();
+        ledger.record(&acked);
+        assert_eq!(ledger.check_set(dir.path(), "events"), Vec::<String>::new());
+        // One event more than was acknowledged and in flight is not a loss; two more is.
+        let mut ledger = EventLogLedger::new();
+        ledger.record(&acked[..4]);
+        let problems = ledger.check_set(dir.path(), "events");
+        assert!(
+            problems.iter().any(|p| p.contains("6 events in the log")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn finds_a_torn_tail_left_in_a_file_that_is_not_the_newest() {
+        let dir = set_with(2, 2);
+        let oldest = daemonkit_eventlog::list_event_files(dir.path(), "events").unwrap()[0]
+            .path
+            .clone();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&oldest)
+            .unwrap()
+            .write_all(b"{\"ts\"")
+            .unwrap();
+        let mut ledger = EventLogLedger::new();
+        ledger.record(&acks(&["ack c0 w0 0", "ack c0 w0 1", "ack c0 w0 2"]));
+        let problems = ledger.check_set(dir.path(), "events");
+        assert!(
+            problems.iter().any(|p| p.contains("not the newest file")),
             "{problems:?}"
         );
     }

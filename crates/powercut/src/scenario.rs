@@ -232,31 +232,73 @@ impl Disk {
 
 /// The kinds of event log an [`EventLogRun`] can hold to its cuts.
 ///
-/// Adding one (the rotating log, when it lands) takes a variant here, its `powercut-writer`
-/// subcommand (same arguments and output as `eventlog`), and a test naming it.
+/// Adding one takes a variant here, its `powercut-writer` subcommand (the same output as
+/// `eventlog`), and a test naming it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LogKind {
     /// [`EventLog::open_append`](daemonkit_eventlog::EventLog::open_append): one file growing
     /// across opens, torn tails repaired on open.
     Append,
+    /// [`RotatingLog`](daemonkit_eventlog::RotatingLog) with a [size limit](ROTATING_MAX_BYTES)
+    /// and a clock that moves [`ROTATING_CLOCK_STEP`] on every read, so the writers cross a UTC
+    /// midnight every few batches and fill a file every few more. Each child's clock starts
+    /// (by the cut's seed) either on the day of the newest file the last crash left — the open
+    /// continues that file — or one to three days later — the open starts a new day.
+    Rotating,
 }
 
-impl LogKind {
-    fn subcommand(self) -> &'static str {
-        match self {
-            LogKind::Append => "eventlog",
+/// How far the rotating writers' clock moves on each read: 3 hours, so a UTC day is 8 reads
+/// (the open and one per group-commit batch).
+pub const ROTATING_CLOCK_STEP: i64 = 3 * 3600;
+
+/// The rotating writers' size limit: a dozen or so events per file.
+pub const ROTATING_MAX_BYTES: u64 = 4096;
+
+/// The rotating scenarios' file-name prefix.
+const ROTATING_PREFIX: &str = "events";
+
+/// The first day of the rotating scenarios, 2026-01-01T00:00:00Z, in Unix seconds.
+const ROTATING_EPOCH: i64 = 1_767_225_600;
+
+const DAY: i64 = 86_400;
+
+/// Where a rotating writer's clock starts after a crash left `dir`: on the day of its newest
+/// file (at 01:00, so the open continues it) or, by `rng`, one to three days later (at 00:00 plus
+/// up to 21 hours, so the open starts a new day and the first midnight falls at any batch).
+fn rotating_start(dir: &Path, rng: &mut Rng) -> u64 {
+    let newest = daemonkit_eventlog::list_event_files(dir, ROTATING_PREFIX)
+        .ok()
+        .and_then(|mut files| files.pop());
+    let start = match newest {
+        None => ROTATING_EPOCH + (rng.below(8) as i64) * ROTATING_CLOCK_STEP,
+        Some(file) => {
+            let midnight = ROTATING_EPOCH
+                + file
+                    .day
+                    .duration_since(jiff::civil::date(2026, 1, 1))
+                    .as_secs();
+            if rng.chance(1, 2) {
+                midnight + 3600
+            } else {
+                midnight
+                    + (1 + rng.below(3) as i64) * DAY
+                    + (rng.below(8) as i64) * ROTATING_CLOCK_STEP
+            }
         }
-    }
+    };
+    u64::try_from(start).unwrap_or(0)
 }
 
 /// The event log under power cuts: `writers` threads of one child log `events` each per cut
-/// into `logs/events.jsonl` with [`EventLog::open_append`](daemonkit_eventlog::EventLog), and
-/// the power fails after a seeded number of operations. After every cut: every acknowledged
-/// event is present exactly once and in order per writer, every whole line verifies, and the
-/// next open cuts exactly the partial line the cut left and saves exactly those bytes in its
-/// side file. Every `cuts_per_disk` cuts the disk starts afresh (after a final open, whose repair
-/// is checked too, and a read of the whole file).
+/// into `logs/events.jsonl` with [`EventLog::open_append`](daemonkit_eventlog::EventLog) (or
+/// into the rotating set `logs/events-YYYYMMDD[-n].jsonl`, see [`LogKind::Rotating`]), and the
+/// power fails after a seeded number of operations. After every cut: every acknowledged event
+/// is present exactly once and in order per writer (across the set's files, in their order),
+/// every whole line verifies, only the newest file ends in a partial line, and the next open
+/// cuts exactly the partial line the cut left and saves exactly those bytes in its side file.
+/// Every `cuts_per_disk` cuts the disk starts afresh (after a final open, whose repair is
+/// checked too, and a read of every file whole).
 #[derive(Clone, Debug)]
 pub struct EventLogRun {
     /// The `powercut-writer` binary.
@@ -298,7 +340,11 @@ impl EventLogRun {
 
     fn run_cycles(&self, work: &Path, cut: bool) -> Result<Summary, Error> {
         let disk = Disk::new(work)?;
-        let mut summary = Summary::new("event log", self.seed);
+        let name = match self.log {
+            LogKind::Append => "event log",
+            LogKind::Rotating => "rotating event log",
+        };
+        let mut summary = Summary::new(name, self.seed);
         let mut ledger = EventLogLedger::new();
         // Operations a cut-free run makes: at first the most it could (a write and a sync per
         // event, a few to open); then what the last run that finished before its cut made, so
@@ -316,16 +362,12 @@ impl EventLogRun {
                 ledger = EventLogLedger::new();
             }
             let seed = derive_seed(self.seed, i);
-            let cut_after = Rng::new(seed).below(run_ops + 1);
+            let mut rng = Rng::new(seed);
+            let cut_after = rng.below(run_ops + 1);
+            let start = rotating_start(&disk.backing.join(log_dir), &mut rng);
+            let tag = format!("c{i}");
             let command = |mnt: &Path| {
-                let mut c = Command::new(&self.writer);
-                c.arg(self.log.subcommand())
-                    .arg(mnt.join(log_dir))
-                    .arg("events.jsonl")
-                    .arg(format!("c{i}"))
-                    .arg(self.writers.to_string())
-                    .arg(self.events.to_string());
-                c
+                self.command(&mnt.join(log_dir), &tag, self.writers, self.events, start)
             };
             let (run, report) = if cut {
                 disk.cut(Some(cut_after), seed, command)?
@@ -343,11 +385,33 @@ impl EventLogRun {
                 run_ops = report.ops;
             }
             let mut problems = ledger.record(&run.stdout);
-            problems.extend(ledger.check(&disk.backing.join(log_dir).join("events.jsonl")));
+            problems.extend(self.check(&mut ledger, &disk.backing.join(log_dir)));
             summary.lose(&disk, i, seed, problems);
         }
         self.finish_disk(&disk, &mut ledger, &mut summary, self.cuts)?;
         Ok(summary)
+    }
+
+    /// The writer's command line: log into `dir`.
+    fn command(&self, dir: &Path, tag: &str, writers: u64, events: u64, start: u64) -> Command {
+        let mut c = Command::new(&self.writer);
+        match self.log {
+            LogKind::Append => c.arg("eventlog").arg(dir).arg("events.jsonl"),
+            LogKind::Rotating => c.arg("rotating").arg(dir).arg(ROTATING_PREFIX),
+        };
+        c.arg(tag).arg(writers.to_string()).arg(events.to_string());
+        if self.log == LogKind::Rotating {
+            c.arg(start.to_string());
+        }
+        c
+    }
+
+    /// Checks the log in `dir` (of the backing directory) against `ledger`.
+    fn check(&self, ledger: &mut EventLogLedger, dir: &Path) -> Vec<String> {
+        match self.log {
+            LogKind::Append => ledger.check(&dir.join("events.jsonl")),
+            LogKind::Rotating => ledger.check_set(dir, ROTATING_PREFIX),
+        }
     }
 
     /// Opens the log once more without a cut (repairing the last cut's tail), then reads it
@@ -359,31 +423,50 @@ impl EventLogRun {
         summary: &mut Summary,
         i: u64,
     ) -> Result<(), Error> {
-        let (run, _) = disk.clean(|mnt| {
-            let mut c = Command::new(&self.writer);
-            c.arg(self.log.subcommand()).arg(mnt.join("logs")).args([
-                "events.jsonl",
-                "final",
-                "0",
-                "0",
-            ]);
-            c
-        })?;
+        let dir = disk.backing.join("logs");
+        let start = rotating_start(&dir, &mut Rng::new(derive_seed(!self.seed, i)));
+        let (run, _) = disk.clean(|mnt| self.command(&mnt.join("logs"), "final", 0, 0, start))?;
         let mut problems = ledger.record(&run.stdout);
-        let path = disk.backing.join("logs").join("events.jsonl");
-        problems.extend(ledger.check(&path));
-        if let Ok(events) = daemonkit_eventlog::read_events(&path) {
-            for (n, event) in events.enumerate() {
-                if let Err(e) = event {
-                    problems.push(format!("after the final open, line {}: {e}", n + 1));
-                }
-            }
-        }
+        problems.extend(self.check(ledger, &dir));
+        problems.extend(verify_every_line(&dir, self.log, "after the final open"));
         summary.acked += ledger.events_acked;
         summary.repairs_verified += ledger.repairs_verified;
         summary.lose(disk, i, 0, problems);
         Ok(())
     }
+}
+
+/// Reads every file of the log in `dir` whole (the files of the set for a rotating log): every
+/// line must verify, torn tails included.
+fn verify_every_line(dir: &Path, log: LogKind, stage: &str) -> Vec<String> {
+    let paths = match log {
+        LogKind::Append => vec![dir.join("events.jsonl")],
+        LogKind::Rotating => daemonkit_eventlog::list_event_files(dir, ROTATING_PREFIX)
+            .map(|files| files.into_iter().map(|f| f.path).collect())
+            .unwrap_or_default(),
+    };
+    let mut problems = Vec::new();
+    for path in paths {
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        match daemonkit_eventlog::read_events(&path) {
+            Ok(events) => {
+                for (n, event) in events.enumerate() {
+                    if let Err(e) = event {
+                        problems.push(format!("{stage}, {name} line {}: {e}", n + 1));
+                    }
+                }
+            }
+            Err(e) if log == LogKind::Rotating => {
+                problems.push(format!("{stage}, {name}: {e}"));
+            }
+            Err(_) => {}
+        }
+    }
+    problems
 }
 
 /// A fresh log in a fresh directory: the child makes the directory (`create_dir_all`, as a
@@ -465,6 +548,156 @@ impl FreshLogRun {
         let mut problems = ledger.record(&run.stdout);
         problems.extend(ledger.check(&disk.backing.join(FRESH_DIR).join("events.jsonl")));
         summary.acked += ledger.events_acked;
+        let problems = problems
+            .into_iter()
+            .map(|p| format!("cut after op {step}: {p}"))
+            .collect();
+        summary.lose(disk, index, seed, problems);
+        Ok(())
+    }
+}
+
+/// A rotation at a UTC midnight cut at every step: the disk holds day D's file of a rotating
+/// set (events written and synced by the kit itself, 468 bytes); the child opens the set at
+/// 19:00 on D (continuing D's file), its first batch reads 22:00 and appends to D's file across
+/// its first sector boundary (so a cut can tear it), and its second reads 01:00 on D+1 and
+/// rotates — creates, locks and syncs D+1's file and its directory; `events` events in all. The run
+/// counts the operations this takes, then cuts after each in turn (`seeds_per_step` crash
+/// states each). After every cut the set holds every event acknowledged (D's and the child's),
+/// exactly once and in order; then an uncut open (on D+1, or by the seed a later day) repairs
+/// the torn tail the cut left, saving exactly the cut bytes aside, and every line of every file
+/// verifies.
+#[derive(Clone, Debug)]
+pub struct RotationStepRun {
+    /// The `powercut-writer` binary.
+    pub writer: PathBuf,
+    /// Events the child logs after the midnight.
+    pub events: u64,
+    /// Crash states tried per cut point.
+    pub seeds_per_step: u64,
+    /// The base seed.
+    pub seed: u64,
+}
+
+/// Events of day D in [`RotationStepRun`]'s set before the child runs.
+const DAY_D_EVENTS: u64 = 4;
+
+impl RotationStepRun {
+    /// Runs every cut point in scratch space under `work`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] if the harness itself fails.
+    pub fn run(&self, work: &Path) -> Result<Summary, Error> {
+        let disk = Disk::new(work)?;
+        let mut summary = Summary::new("rotation at a day boundary, every step", self.seed);
+        self.prepare(&disk)?;
+        let (_, steps) = disk.clean(|mnt| self.command(mnt))?;
+        let mut index = 0;
+        for step in 0..=steps {
+            for _ in 0..self.seeds_per_step {
+                let seed = derive_seed(self.seed, index);
+                self.cut(&disk, &mut summary, index, step, seed)?;
+                index += 1;
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Replays one crash state, `seed`, at every cut point (see [`FreshLogRun::replay`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] if the harness itself fails.
+    pub fn replay(&self, work: &Path, seed: u64) -> Result<Summary, Error> {
+        let disk = Disk::new(work)?;
+        let mut summary = Summary::new("rotation at a day boundary (replay)", seed);
+        self.prepare(&disk)?;
+        let (_, steps) = disk.clean(|mnt| self.command(mnt))?;
+        for step in 0..=steps {
+            self.cut(&disk, &mut summary, step, step, seed)?;
+        }
+        Ok(summary)
+    }
+
+    /// A fresh disk holding day D's file with [`DAY_D_EVENTS`] events, durably.
+    fn prepare(&self, disk: &Disk) -> Result<(), Error> {
+        disk.wipe()?;
+        let dir = disk.backing.join("logs");
+        fs::create_dir(&dir).map_err(io_err("mkdir", &dir))?;
+        let kit = |e: daemonkit_eventlog::Error| io_err("write", &dir)(std::io::Error::other(e));
+        let noon = jiff::Timestamp::from_second(ROTATING_EPOCH + DAY / 2)
+            .map_err(|e| io_err("write", &dir)(std::io::Error::other(e)))?;
+        let rotation = daemonkit_eventlog::Rotation::daily(ROTATING_PREFIX)
+            .map_err(kit)?
+            .clock(move || noon);
+        let log = daemonkit_eventlog::RotatingLog::open(&dir, rotation).map_err(kit)?;
+        for seq in 0..DAY_D_EVENTS {
+            log.log(&Event::new(
+                Level::Info,
+                "PowerCut",
+                seq.to_string(),
+                "d",
+                "w0",
+            ))
+            .map_err(kit)?;
+        }
+        Ok(())
+    }
+
+    fn command(&self, mnt: &Path) -> Command {
+        let mut c = Command::new(&self.writer);
+        // 19:00 on D: the open reads D, the first batch 22:00, the second 01:00 on D+1.
+        let start = ROTATING_EPOCH + DAY - 5 * 3600;
+        c.arg("rotating")
+            .arg(mnt.join("logs"))
+            .arg(ROTATING_PREFIX)
+            .args(["new", "1", &self.events.to_string(), &start.to_string()]);
+        c
+    }
+
+    fn cut(
+        &self,
+        disk: &Disk,
+        summary: &mut Summary,
+        index: u64,
+        step: u64,
+        seed: u64,
+    ) -> Result<(), Error> {
+        self.prepare(disk)?;
+        let (run, report) = disk.cut(Some(step), seed, |mnt| self.command(mnt))?;
+        summary.add(&report);
+        let dir = disk.backing.join("logs");
+        let mut ledger = EventLogLedger::new();
+        let day_d: Vec<String> = (0..DAY_D_EVENTS).map(|n| format!("ack d w0 {n}")).collect();
+        let mut problems = ledger.record(&day_d);
+        problems.extend(ledger.record(&run.stdout));
+        problems.extend(ledger.check_set(&dir, ROTATING_PREFIX));
+        // The next start, uncut: it must repair what the cut left, wherever it opens.
+        let start = rotating_start(&dir, &mut Rng::new(seed));
+        let (next, _) = disk.clean(|mnt| {
+            let mut c = Command::new(&self.writer);
+            c.arg("rotating")
+                .arg(mnt.join("logs"))
+                .arg(ROTATING_PREFIX)
+                .args(["next", "0", "0", &start.to_string()]);
+            c
+        })?;
+        if !next.finished {
+            problems.push(format!(
+                "the next open did not finish: {}",
+                next.stderr_tail
+            ));
+        }
+        problems.extend(ledger.record(&next.stdout));
+        problems.extend(ledger.check_set(&dir, ROTATING_PREFIX));
+        problems.extend(verify_every_line(
+            &dir,
+            LogKind::Rotating,
+            "after the next open",
+        ));
+        summary.acked += ledger.events_acked - DAY_D_EVENTS;
+        summary.repairs_verified += ledger.repairs_verified;
         let problems = problems
             .into_iter()
             .map(|p| format!("cut after op {step}: {p}"))

@@ -1,6 +1,8 @@
 //! daemonkit-eventlog under power cuts: no acknowledged event is ever lost.
 
-use powercut::scenario::{EventLogRun, FreshLogRun, LogKind, OperationLogRun, base_seed};
+use powercut::scenario::{
+    EventLogRun, FreshLogRun, LogKind, OperationLogRun, RotationStepRun, base_seed,
+};
 
 const WRITER: &str = env!("CARGO_BIN_EXE_powercut-writer");
 
@@ -113,6 +115,91 @@ fn a_per_operation_log_never_mixes_an_earlier_run_with_this_one_at_any_cut() {
     }
     assert!(
         summary.acked > 0 && summary.file_ops_dropped > 0,
+        "{summary}"
+    );
+    assert!(summary.losses.is_empty(), "{summary}");
+}
+
+#[test]
+fn rotating_log_with_16_writers_loses_no_acknowledged_event_across_200_cuts() {
+    if powercut::skip_unless_fuse().is_some() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let summary = EventLogRun {
+        writer: WRITER.into(),
+        log: LogKind::Rotating,
+        writers: 16,
+        events: 8,
+        cuts: cuts(200),
+        cuts_per_disk: 25,
+        seed: base_seed(0x2070_7a7e),
+    }
+    .run(work.path())
+    .unwrap();
+    summary.report(None);
+    if !summary.losses.is_empty() {
+        // Keep the scratch space: the evidence of the first losing cut is in it.
+        let _ = work.keep();
+    }
+    assert!(summary.cuts >= cuts(200));
+    assert!(
+        summary.acked > 0 && summary.file_ops_dropped > 0,
+        "{summary}"
+    );
+    assert!(summary.losses.is_empty(), "{summary}");
+}
+
+#[test]
+fn a_rotation_at_a_day_boundary_survives_a_cut_at_every_step() {
+    if powercut::skip_unless_fuse().is_some() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let summary = RotationStepRun {
+        writer: WRITER.into(),
+        events: 3,
+        seeds_per_step: 6,
+        seed: base_seed(0xda7e_0001),
+    }
+    .run(work.path())
+    .unwrap();
+    summary.report(None);
+    if !summary.losses.is_empty() {
+        // Keep the scratch space: the evidence of the first losing cut is in it.
+        let _ = work.keep();
+    }
+    assert!(summary.acked > 0, "{summary}");
+    assert!(summary.losses.is_empty(), "{summary}");
+}
+
+/// Regression: before `RotatingLog::open` repaired the set's newest file when today's file was
+/// another one, this crash state — day D's file torn by the cut in the middle of its last
+/// batch, then the next start on a later day — left D's partial line under the newer files
+/// forever: D's file no longer verified, and the next open reported no repair.
+#[test]
+fn regression_torn_tail_left_in_an_earlier_days_file_by_an_open_on_a_later_day() {
+    if powercut::skip_unless_fuse().is_some() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let summary = RotationStepRun {
+        writer: WRITER.into(),
+        events: 3,
+        seeds_per_step: 1,
+        seed: 0,
+    }
+    .replay(work.path(), 0x0b1d_4132_deb2_e85f)
+    .unwrap();
+    summary.report(None);
+    if !summary.losses.is_empty() {
+        // Keep the scratch space: the evidence of the first losing cut is in it.
+        let _ = work.keep();
+    }
+    assert!(summary.acked > 0, "{summary}");
+    // The crash state tore day D's file, and the next open cut the torn line and saved it.
+    assert!(
+        summary.torn_writes > 0 && summary.repairs_verified > 0,
         "{summary}"
     );
     assert!(summary.losses.is_empty(), "{summary}");

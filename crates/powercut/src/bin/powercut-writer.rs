@@ -3,6 +3,10 @@
 //!
 //! ```text
 //! powercut-writer eventlog DIR FILE TAG WRITERS EVENTS   daemonkit-eventlog, WRITERS threads
+//! powercut-writer rotating DIR PREFIX TAG WRITERS EVENTS START
+//!                                                        RotatingLog, WRITERS threads, its clock
+//!                                                        from START (Unix seconds) on, each
+//!                                                        read a ROTATING_CLOCK_STEP later
 //! powercut-writer fresh-log DIR FILE TAG EVENTS          create DIR (create_dir_all), then log
 //! powercut-writer operation DIR OPERATION TAG EVENTS     EventLog::create_operation, then log
 //! powercut-writer ack-before-sync DIR FILE TAG EVENTS    negative control: ack, then fdatasync
@@ -25,9 +29,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use daemonkit_eventlog::{CONSENSUS_PREFIX, Event, EventLog, Level, StateFile};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use daemonkit_eventlog::{
+    CONSENSUS_PREFIX, Event, EventLog, Level, RotatingLog, Rotation, StateFile, TornTailRepair,
+};
 use daemonkit_filepruner::{FilenameTimestamp, Pattern, Pruner};
 use powercut::check::{STATE_FILE_NAME, state_content, state_generation};
+use powercut::scenario::{ROTATING_CLOCK_STEP, ROTATING_MAX_BYTES};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,6 +45,9 @@ fn main() -> ExitCode {
     let result = match args[..] {
         ["eventlog", dir, file, tag, writers, events] => {
             eventlog(dir, file, tag, num(writers), num(events))
+        }
+        ["rotating", dir, prefix, tag, writers, events, start] => {
+            rotating(dir, prefix, tag, num(writers), num(events), num(start))
         }
         ["fresh-log", dir, file, tag, events] => fresh_log(dir, file, tag, num(events)),
         ["operation", dir, id, tag, events] => operation(dir, id, tag, num(events)),
@@ -68,7 +81,34 @@ fn ack(line: std::fmt::Arguments<'_>) {
 
 fn eventlog(dir: &str, file: &str, tag: &str, writers: u64, events: u64) -> Result {
     let log = EventLog::open_append(dir, file)?;
-    match log.torn_tail_repair() {
+    log_concurrently(log.torn_tail_repair(), tag, writers, events, |e| log.log(e))
+}
+
+fn rotating(dir: &str, prefix: &str, tag: &str, writers: u64, events: u64, start: u64) -> Result {
+    // A clock that moves a step on every read, so the writers cross a UTC midnight every few
+    // batches; the harness starts each child where the day it wants the log to open is.
+    let seconds = Arc::new(AtomicI64::new(i64::try_from(start)?));
+    let clock = move || {
+        let now = seconds.fetch_add(ROTATING_CLOCK_STEP, Ordering::SeqCst);
+        // The harness's days are all within jiff's range (years 2026 to a few centuries on).
+        jiff::Timestamp::from_second(now).unwrap_or(jiff::Timestamp::MAX)
+    };
+    let limit = std::num::NonZeroU64::new(ROTATING_MAX_BYTES).ok_or("zero size limit")?;
+    let rotation = Rotation::daily(prefix)?.max_bytes(limit).clock(clock);
+    let log = RotatingLog::open(dir, rotation)?;
+    log_concurrently(log.torn_tail_repair(), tag, writers, events, |e| log.log(e))
+}
+
+/// Reports `repair` (`open KEPT CUT SIDE_FILE|-`), then logs `events` events from each of
+/// `writers` threads through `log`, printing `ack TAG NODE SEQ` after each acknowledgement.
+fn log_concurrently(
+    repair: Option<&TornTailRepair>,
+    tag: &str,
+    writers: u64,
+    events: u64,
+    log: impl Fn(&Event) -> std::result::Result<(), daemonkit_eventlog::Error> + Sync,
+) -> Result {
+    match repair {
         Some(r) => {
             let side = r
                 .side_file
@@ -90,7 +130,7 @@ fn eventlog(dir: &str, file: &str, tag: &str, writers: u64, events: u64) -> Resu
                 for seq in 0..events {
                     let node = format!("w{w}");
                     let event = Event::new(Level::Info, "PowerCut", seq.to_string(), tag, &node);
-                    if log.log(&event).is_err() {
+                    if log(&event).is_err() {
                         // The power is off: nothing more will be acknowledged.
                         return;
                     }
