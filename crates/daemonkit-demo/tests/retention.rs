@@ -89,10 +89,10 @@ fn keep_zero_and_one_second_retention_never_prune_the_live_file() {
         }
     }
     assert!(passes.len() >= 2, "prune passes: {passes:?}");
-    assert!(
-        passes.iter().any(|p| p["removed"] == 2),
-        "the old files were pruned: {passes:?}"
-    );
+    // Both old files go, in one pass or two (the log's open may hold the newest of them
+    // for a moment while it checks it for a torn tail: `in_use`, removed next pass).
+    let removed: u64 = passes.iter().filter_map(|p| p["removed"].as_u64()).sum();
+    assert_eq!(removed, 2, "the old files were pruned: {passes:?}");
 
     // The live file is there, is today's (or, across midnight, the day it opened), and it is
     // the one the process holds.
