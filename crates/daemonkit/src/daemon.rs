@@ -329,8 +329,7 @@ impl DaemonBuilder {
             let (trackers, board) = (trackers.clone(), board.clone());
             control_plane.status(move || components_status(&trackers, &board))
         } else {
-            let tracker = trackers[0].1.clone();
-            control_plane.status(move || tracker.snapshot())
+            control_plane.tracker_status(&trackers[0].1)
         };
         let ready_board = board.clone();
         control_plane = control_plane.ready(move || ready(&trackers, &ready_board, nested));
