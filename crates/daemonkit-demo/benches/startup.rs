@@ -3,8 +3,13 @@
 //!
 //! Run: `cargo bench -p daemonkit-demo --bench startup` (`RUNS` sets the sample count).
 //! Baseline in the same run: exec of `/bin/true` to its exit (the floor of any process
-//! start on this machine). The Go daemonkit's example sends READY=1 at about 2.8 ms —
-//! before its socket listens — and answers /health at about 3.7 ms.
+//! start on this machine). Idle memory is read from `/proc/<pid>/status` 2 s after the
+//! first start: `VmRSS`, split into `RssAnon` (heap, stacks) and `RssFile` (mapped code
+//! and libraries).
+//!
+//! With `BENCH_JSON=<file>`, one JSON object per figure is appended to the file:
+//! `ready_ms` and `first_health_ms` (p50; baseline: exec of `/bin/true`, p50),
+//! `demo_idle_rss_kb`, `demo_idle_rss_anon_kb`, `demo_idle_rss_file_kb`.
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};
@@ -35,13 +40,35 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+/// `VmRSS`, `RssAnon` and `RssFile` of `pid`, in KiB.
+fn rss_kb(pid: u32) -> [u64; 3] {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    ["VmRSS:", "RssAnon:", "RssFile:"].map(|field| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    })
+}
+
+fn bench_json(figure: &str, value: f64, unit: &str, baseline: Option<f64>) {
+    let Some(path) = std::env::var_os("BENCH_JSON") else {
+        return;
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open BENCH_JSON");
+    let line = serde_json::json!({
+        "bench": "startup",
+        "figure": figure,
+        "value": value,
+        "unit": unit,
+        "baseline": baseline,
+    });
+    writeln!(file, "{line}").expect("write BENCH_JSON");
 }
 
 fn main() {
@@ -49,6 +76,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50);
+    let started = Instant::now();
     let dir = tempfile::tempdir().expect("temp dir");
 
     let mut baseline = Vec::new();
@@ -60,7 +88,7 @@ fn main() {
 
     let (mut ready, mut first_health) = (Vec::new(), Vec::new());
     let mut ready_before_serving = 0;
-    let mut idle_rss = 0;
+    let mut idle_rss = [0; 3];
     for run in 0..runs {
         let notify_path = dir.path().join(format!("notify-{run}.sock"));
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
@@ -121,8 +149,27 @@ fn main() {
         );
     }
     println!("  READY=1 before the socket served: {ready_before_serving} of {runs}");
+    let [rss, anon, file] = idle_rss;
     println!(
-        "  idle RSS after 2 s: {:.1} MB (Go daemonkit: 8.7 MB; aim <= 3 MB)",
-        idle_rss as f64 / 1024.0
+        "  idle RSS after 2 s: {rss} KiB VmRSS ({anon} KiB anonymous, {file} KiB file-backed)"
+    );
+    let base = ms(percentile(&baseline, 0.5));
+    bench_json("ready_ms", ms(percentile(&ready, 0.5)), "ms", Some(base));
+    bench_json(
+        "first_health_ms",
+        ms(percentile(&first_health, 0.5)),
+        "ms",
+        Some(base),
+    );
+    bench_json("demo_idle_rss_kb", rss as f64, "KiB", None);
+    bench_json("demo_idle_rss_anon_kb", anon as f64, "KiB", None);
+    bench_json("demo_idle_rss_file_kb", file as f64, "KiB", None);
+    println!(
+        "  READY=1 p50 / exec of /bin/true p50: {:.2}x",
+        ms(percentile(&ready, 0.5)) / base
+    );
+    println!(
+        "startup bench total: {:.1} s",
+        started.elapsed().as_secs_f64()
     );
 }

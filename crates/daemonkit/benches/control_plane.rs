@@ -31,10 +31,18 @@
 //! BENCH_JSON=figures.jsonl cargo bench -p daemonkit --bench control_plane
 //! ```
 //!
+//! `/status` is served as a daemon with one tracker serves it: from the cached body,
+//! rebuilt when the tracker's version moves. A last server serialises it on every request
+//! (a status function without a version) and is measured beside the cached runs.
+//!
 //! With `BENCH_JSON=<file>`, one JSON object per figure is appended to the file:
 //! `{"bench":"control_plane","figure":…,"value":…,"unit":…,"baseline":…}`, the baseline
 //! being the same figure of `/health` (for `/status`) or of the clean run (under attack),
-//! and `null` for the clean `/health` rows, which are the baselines.
+//! and `null` for the clean `/health` rows, which are the baselines. The stable names
+//! (current-thread runtime, the demo's): `status_c1_server_us`, `status_c16_server_us`
+//! (baseline: `/health` at the same connections), `health_c1_server_us`,
+//! `health_c16_server_us`, and `status_uncached_c1_server_us`,
+//! `status_uncached_c16_server_us` (baseline: the cached `/status`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -55,6 +63,9 @@ const SERVER_ENV: &str = "DK_BENCH_SERVER_SOCKET";
 /// The server's runtime: 0 for tokio's current-thread runtime, n for n worker threads.
 const THREADS_ENV: &str = "DK_BENCH_SERVER_THREADS";
 const SECONDS_ENV: &str = "DK_BENCH_SECONDS";
+/// Set in the server's environment: serve `/status` with the plain status function
+/// (serialised on every request) rather than the tracker's cached body.
+const UNCACHED_ENV: &str = "DK_BENCH_STATUS_UNCACHED";
 
 fn main() {
     if let Ok(socket) = std::env::var(SERVER_ENV) {
@@ -63,6 +74,7 @@ fn main() {
         return;
     }
     raise_fd_limit(4 * HOSTILE as u64);
+    let started = Instant::now();
     let seconds: f64 = std::env::var(SECONDS_ENV)
         .ok()
         .and_then(|s| s.parse().ok())
@@ -91,9 +103,11 @@ fn main() {
         "  arrive on a body-reading component route, {} idle keep-alive connections)",
         HOSTILE / 2
     );
+    // The cached /status of the current-thread runs, the baseline of the uncached one.
+    let mut cached_status: [Option<Run>; 2] = [None, None];
     // 0 worker threads = tokio's current-thread runtime.
     for threads in [0, 2] {
-        let server = Server::spawn(&socket, threads);
+        let server = Server::spawn(&socket, threads, false);
         let runtime = if threads == 0 {
             "current-thread".to_owned()
         } else {
@@ -128,6 +142,15 @@ fn main() {
                     .then(|| clean_health[slot].clone())
                     .flatten();
                 figures.add(&runtime, path, conns, "clean", &r, baseline.as_ref());
+                if threads == 0 && conns != FRESH {
+                    // The stable names (docs/benchmarks.md): the demo's runtime.
+                    let name = format!("{}_c{conns}_server_us", &path[1..]);
+                    let base = baseline.as_ref().map(Run::server_cpu_per_request);
+                    figures.named(&name, r.server_cpu_per_request(), "us", base);
+                    if path == "/status" {
+                        cached_status[slot] = Some(r.clone());
+                    }
+                }
                 if path == "/health" {
                     clean_health[slot] = Some(r);
                 }
@@ -173,8 +196,33 @@ fn main() {
         println!("server RSS after the runs: {} KiB", server.rss_kib());
         server.stop();
     }
+
+    // The same /status, serialised on every request (the kit before its cache, and any
+    // daemon status function without a version), beside the cached one above.
+    let server = Server::spawn(&socket, 0, true);
+    println!();
+    println!("server runtime: current-thread; /status serialised on every request (no cache)");
+    for (slot, conns) in [1, 16].into_iter().enumerate() {
+        let r = measure(&socket, "/status", conns, seconds, server.pid());
+        r.print("/status", conns, "uncached");
+        figures.named(
+            &format!("status_uncached_c{conns}_server_us"),
+            r.server_cpu_per_request(),
+            "us",
+            cached_status[slot]
+                .as_ref()
+                .map(Run::server_cpu_per_request),
+        );
+    }
+    server.stop();
+
     figures.write();
     let _ = std::fs::remove_dir_all(&dir);
+    println!();
+    println!(
+        "control_plane bench total: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// How many hostile connections the run under attack holds open.
@@ -302,6 +350,20 @@ impl Figures {
         }
     }
 
+    /// A figure under one of the stable names listed in docs/benchmarks.md.
+    fn named(&mut self, figure: &str, value: f64, unit: &str, baseline: Option<f64>) {
+        self.lines.push(
+            serde_json::json!({
+                "bench": "control_plane",
+                "figure": figure,
+                "value": value,
+                "unit": unit,
+                "baseline": baseline,
+            })
+            .to_string(),
+        );
+    }
+
     fn write(&self) {
         let Some(path) = std::env::var_os("BENCH_JSON") else {
             return;
@@ -340,8 +402,13 @@ fn serve(socket: &Path) {
         let tracker = ten_monitors();
         let status = tracker.clone();
         let echo = Router::new().route("/echo", post(|body: Bytes| async move { body }));
-        let bound = ControlPlane::builder(socket)
-            .status(move || status.snapshot())
+        let builder = ControlPlane::builder(socket);
+        let builder = if std::env::var_os(UNCACHED_ENV).is_some() {
+            builder.status(move || status.snapshot())
+        } else {
+            builder.tracker_status(&status)
+        };
+        let bound = builder
             .metrics(&tracker)
             .component("bench", echo)
             // Long enough that the attackers are held for the whole run under attack
@@ -401,8 +468,12 @@ struct Server {
 }
 
 impl Server {
-    fn spawn(socket: &Path, threads: usize) -> Server {
-        let mut child = Command::new(std::env::current_exe().expect("own path"))
+    fn spawn(socket: &Path, threads: usize, uncached: bool) -> Server {
+        let mut command = Command::new(std::env::current_exe().expect("own path"));
+        if uncached {
+            command.env(UNCACHED_ENV, "1");
+        }
+        let mut child = command
             .env(SERVER_ENV, socket)
             .env(THREADS_ENV, threads.to_string())
             .stdin(Stdio::piped())

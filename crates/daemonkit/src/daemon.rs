@@ -364,8 +364,7 @@ impl DaemonBuilder {
                 doc
             })
         } else {
-            let tracker = trackers[0].1.clone();
-            control_plane.status(move || tracker.snapshot())
+            control_plane.tracker_status(&trackers[0].1)
         };
         let ready_board = board.clone();
         control_plane = control_plane.ready(move || ready(&trackers, &ready_board, nested));

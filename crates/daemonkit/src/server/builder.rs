@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::actions::MonitorActions;
 use super::actions::{Actions, LogLevel};
 pub(crate) use super::limits::Limits;
-use super::routes::{self, App, ReadyFn, StatusFn};
+use super::routes::{self, App, ReadyFn, StatusSource};
 use super::{ControlPlane, metrics};
 use crate::stall::StallDetector;
 use crate::{Error, StatusError, StatusTracker};
@@ -36,7 +36,7 @@ pub struct ControlPlaneBuilder {
     pub(super) socket_path: PathBuf,
     pub(super) listener: Option<StdUnixListener>,
     pub(super) tcp: Option<TcpSource>,
-    pub(super) status: Option<StatusFn>,
+    pub(super) status: Option<StatusSource>,
     pub(super) ready: Option<ReadyFn>,
     pub(super) components: Vec<(String, Router)>,
     pub(super) trackers: Vec<(Option<String>, StatusTracker)>,
@@ -94,10 +94,62 @@ impl ControlPlaneBuilder {
         F: Fn() -> T + Send + Sync + 'static,
         T: Serialize,
     {
-        self.status = Some(Arc::new(move |buf: &mut Vec<u8>| {
-            serde_json::to_writer(&mut *buf, &status())
-        }));
+        self.status = Some(StatusSource {
+            write: Arc::new(move |buf: &mut Vec<u8>| serde_json::to_writer(&mut *buf, &status())),
+            version: None,
+        });
         self
+    }
+
+    /// Like [`status`](Self::status), with a version that lets the server keep the
+    /// serialised body and serve it again, without calling `status`, while `version`
+    /// returns the same `Some(v)`.
+    ///
+    /// The contract: whenever `status()` would return a different document, `version()`
+    /// returns a different value (a counter bumped on every change, as
+    /// [`StatusTracker::version`] is); and `None` while the document is computed on
+    /// read and so may change without a bump — the body is then built for each request.
+    /// The version is read before `status` is called, so a change racing with a request
+    /// makes the next request rebuild. Both functions run on the connection's task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use daemonkit::server::ControlPlane;
+    ///
+    /// let jobs = Arc::new(AtomicU64::new(3));
+    /// let (a, b) = (jobs.clone(), jobs.clone());
+    /// let builder = ControlPlane::builder("/run/demo/control.sock").status_versioned(
+    ///     move || Some(a.load(Ordering::Acquire)),
+    ///     move || serde_json::json!({"jobs": b.load(Ordering::Acquire)}),
+    /// );
+    /// # drop(builder);
+    /// ```
+    pub fn status_versioned<T, F, V>(mut self, version: V, status: F) -> Self
+    where
+        V: Fn() -> Option<u64> + Send + Sync + 'static,
+        F: Fn() -> T + Send + Sync + 'static,
+        T: Serialize,
+    {
+        self.status = Some(StatusSource {
+            write: Arc::new(move |buf: &mut Vec<u8>| serde_json::to_writer(&mut *buf, &status())),
+            version: Some(Arc::new(version)),
+        });
+        self
+    }
+
+    /// Serves `tracker`'s [`snapshot`](StatusTracker::snapshot) on `GET /status`, from a
+    /// cached body rebuilt only when the tracker's [`version`](StatusTracker::version)
+    /// moved (and on every request while a running monitor reports connectivity, whose
+    /// check is called on each read).
+    ///
+    /// The same document as `.status(move || tracker.snapshot())`, at the cost of
+    /// `/health` plus one lock while nothing changes.
+    pub fn tracker_status(self, tracker: &StatusTracker) -> Self {
+        let (versioned, snapshot) = (tracker.clone(), tracker.clone());
+        self.status_versioned(move || versioned.version(), move || snapshot.snapshot())
     }
 
     /// Sets the readiness check behind `GET /ready`: `Ok(())` answers 200

@@ -10,8 +10,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -35,6 +35,22 @@ use crate::boxed::BoxFuture;
 
 /// Writes the daemon's status as JSON into the buffer.
 pub(crate) type StatusFn = Arc<dyn Fn(&mut Vec<u8>) -> serde_json::Result<()> + Send + Sync>;
+/// The version of the daemon's status: `Some(v)` while the document is unchanged,
+/// `None` when it must be built anew (see [`StatusSource`]).
+pub(crate) type VersionFn = Arc<dyn Fn() -> Option<u64> + Send + Sync>;
+
+/// What `/status` serves: the daemon's status function and, when it opted in, the
+/// version that keys a cache of its serialised body.
+///
+/// The rule that keeps the cache honest: the version must change whenever the document
+/// would, and must be `None` while any part of it is computed on read (the tracker's
+/// version is `None` while a running monitor reports connectivity, since its check is
+/// called on every read). The version is read before the document is built, so a
+/// change in between makes the body newer than its key and the next request rebuilds it.
+pub(crate) struct StatusSource {
+    pub(crate) write: StatusFn,
+    pub(crate) version: Option<VersionFn>,
+}
 /// Says whether the daemon is ready, and if not, why.
 pub(crate) type ReadyFn = Arc<dyn Fn() -> Result<(), Vec<StatusError>> + Send + Sync>;
 
@@ -53,7 +69,7 @@ const EMPTY_STATUS: &[u8] = b"{}\n";
 pub(crate) struct App {
     pub(crate) http: http1::Builder,
     pub(crate) limits: Limits,
-    status: Option<StatusFn>,
+    status: Option<StatusSource>,
     ready: Option<ReadyFn>,
     metrics: Metrics,
     components: Router,
@@ -63,12 +79,14 @@ pub(crate) struct App {
     pub(crate) actions: Arc<Actions>,
     /// Components whose routes change the daemon: non-GET requests need authorization.
     mutating: Vec<String>,
+    /// The last serialised status body and the version it was built at.
+    status_cache: Mutex<Option<(u64, Bytes)>>,
 }
 
 impl App {
     pub(crate) fn new(
         limits: Limits,
-        status: Option<StatusFn>,
+        status: Option<StatusSource>,
         ready: Option<ReadyFn>,
         metrics: Metrics,
         components: Router,
@@ -92,6 +110,7 @@ impl App {
             status_size: AtomicUsize::new(1024),
             actions: Arc::new(actions),
             mutating,
+            status_cache: Mutex::new(None),
         }
     }
 
@@ -157,17 +176,43 @@ impl App {
     }
 
     fn status(&self) -> Response<Body> {
-        let Some(status) = &self.status else {
+        let Some(source) = &self.status else {
             return json(StatusCode::OK, Bytes::from_static(EMPTY_STATUS));
         };
-        let mut buf = Vec::with_capacity(self.status_size.load(Ordering::Relaxed));
-        // The daemon's function is its own code: a panic in it is a 500, not a dropped
+        // The daemon's functions are its own code: a panic in one is a 500, not a dropped
         // connection.
-        match catch_unwind(AssertUnwindSafe(|| status(&mut buf))) {
+        let version = match &source.version {
+            None => None,
+            Some(version) => match catch_unwind(AssertUnwindSafe(|| version())) {
+                Ok(version) => version,
+                Err(_) => {
+                    tracing::error!(
+                        reason = "ControlPlaneStatusFailed",
+                        "the status version function panicked"
+                    );
+                    return error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the status version function panicked",
+                    );
+                }
+            },
+        };
+        if let Some(version) = version
+            && let Some((cached, body)) = &*self.cache()
+            && *cached == version
+        {
+            return json(StatusCode::OK, body.clone());
+        }
+        let mut buf = Vec::with_capacity(self.status_size.load(Ordering::Relaxed));
+        match catch_unwind(AssertUnwindSafe(|| (source.write)(&mut buf))) {
             Ok(Ok(())) => {
                 buf.push(b'\n');
                 self.status_size.store(buf.len() + 64, Ordering::Relaxed);
-                json(StatusCode::OK, Bytes::from(buf))
+                let body = Bytes::from(buf);
+                if let Some(version) = version {
+                    *self.cache() = Some((version, body.clone()));
+                }
+                json(StatusCode::OK, body)
             }
             Ok(Err(e)) => {
                 tracing::error!(
@@ -191,6 +236,14 @@ impl App {
                 )
             }
         }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Option<(u64, Bytes)>> {
+        // Only assignments and clones run under this lock; a poisoned one still holds a
+        // whole value.
+        self.status_cache
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn ready(&self) -> Response<Body> {

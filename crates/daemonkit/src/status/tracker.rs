@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::ops::Index;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::Timestamp;
@@ -133,6 +134,9 @@ pub struct StatusTracker {
 struct Inner {
     state: Mutex<Tracked>,
     listeners: Mutex<Vec<Listener>>,
+    /// Bumped, under the `state` lock, by every change to `state`: a registration, an
+    /// unregistration, every [`MonitorHandle::update`]. Read without the lock.
+    generation: AtomicU64,
 }
 
 /// Statuses behind `Arc`s in a `BTreeMap`, so a snapshot is a node-by-node copy of
@@ -160,6 +164,12 @@ impl fmt::Debug for StatusTracker {
 }
 
 impl Inner {
+    /// Marks a change; called with the `state` lock held, so a reader that sees the new
+    /// generation and then takes the lock sees the change.
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
     fn tracked(&self) -> MutexGuard<'_, Tracked> {
         // Nothing panics while holding this lock (map operations, assignments, and the
         // kit's own `update` closures); if one did, the maps are still structurally
@@ -261,6 +271,7 @@ impl StatusTracker {
         if let Some(subtasks) = subtasks {
             tracked.subtasks.insert(key.clone(), subtasks);
         }
+        self.inner.bump();
         Ok(MonitorHandle {
             inner: self.inner.clone(),
             name: key,
@@ -274,6 +285,7 @@ impl StatusTracker {
         tracked.statuses.remove(name);
         tracked.reporters.remove(name);
         tracked.subtasks.remove(name);
+        self.inner.bump();
     }
 
     /// Calls `listener` after every status change, outside the tracker's lock.
@@ -368,6 +380,92 @@ impl StatusTracker {
             Arc::make_mut(&mut status).subtasks = Some(sub.snapshot_at(1));
         }
         Some(Arc::unwrap_or_clone(status))
+    }
+
+    /// A counter bumped by every change to the tracker: each registration and each
+    /// [`MonitorHandle::update`] (so each [`set_state`](MonitorHandle::set_state)), whether
+    /// or not it changed the state. It never goes down; equal readings mean no status was
+    /// written in between.
+    ///
+    /// It does not count what a read computes: the connectivity overlay and sub-task
+    /// trackers. To key a cache of the [`snapshot`](Self::snapshot), use
+    /// [`version`](Self::version), which accounts for both.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use daemonkit::{MonitorState, StatusTracker};
+    ///
+    /// let tracker = StatusTracker::new();
+    /// let job = tracker.register("job").unwrap();
+    /// let before = tracker.generation();
+    /// assert_eq!(tracker.generation(), before, "reads change nothing");
+    /// job.set_state(MonitorState::Running);
+    /// assert!(tracker.generation() > before);
+    /// ```
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// A version of the [`snapshot`](Self::snapshot): while it returns the same
+    /// `Some(v)`, the snapshot is the same, so a document built from it (such as the
+    /// serialised `/status` body) can be served again without rebuilding it.
+    ///
+    /// `None` means "do not cache": some monitor's status is computed on each read, and
+    /// may change without a transition. That is the case while a monitor that reports
+    /// connectivity ([`register_reporting`](Self::register_reporting)) is running (its
+    /// check is called on every read), in this tracker or in a sub-task tracker. The
+    /// version of a tracker with sub-task trackers is the sum of their generations and
+    /// its own: each only goes up, so the sum changes whenever one of them does.
+    ///
+    /// Read the version *before* taking the snapshot it keys: a change in between makes
+    /// the snapshot newer than the version, and the next reading differs, so the cached
+    /// document is rebuilt rather than served stale.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use daemonkit::{MonitorState, StatusError, StatusTracker};
+    ///
+    /// let tracker = StatusTracker::new();
+    /// let job = tracker.register("job").unwrap();
+    /// let v = tracker.version();
+    /// assert!(v.is_some());
+    /// assert_eq!(tracker.version(), v);
+    /// job.set_state(MonitorState::Running);
+    /// assert_ne!(tracker.version(), v);
+    ///
+    /// // A running monitor with a connectivity check is read anew each time.
+    /// let link = tracker.register_reporting("link", || Ok(())).unwrap();
+    /// link.set_state(MonitorState::Running);
+    /// assert_eq!(tracker.version(), None);
+    /// ```
+    pub fn version(&self) -> Option<u64> {
+        self.version_at(0)
+    }
+
+    fn version_at(&self, depth: usize) -> Option<u64> {
+        let (own, subtasks) = {
+            let tracked = self.inner.tracked();
+            let live_check = tracked.reporters.keys().any(|name| {
+                tracked
+                    .statuses
+                    .get(name)
+                    .is_some_and(|s| s.state == MonitorState::Running)
+            });
+            if live_check {
+                return None;
+            }
+            let subtasks: Vec<_> = if depth < MAX_SUBTASK_DEPTH {
+                tracked.subtasks.values().cloned().collect()
+            } else {
+                Vec::new()
+            };
+            (self.generation(), subtasks)
+        };
+        subtasks.iter().try_fold(own, |sum, sub| {
+            Some(sum.wrapping_add(sub.version_at(depth + 1)?))
+        })
     }
 
     /// True when at least one monitor is registered and every one is running and healthy.
@@ -505,6 +603,7 @@ impl MonitorHandle {
             if status.state != before {
                 status.state_since = Timestamp::now();
             }
+            self.inner.bump();
             Transition {
                 monitor: self.name.clone(),
                 from: before,
