@@ -466,6 +466,9 @@ fn the_demo_under_a_real_systemd() {
     let state = c.root().join(STATE);
     std::fs::create_dir_all(&state).unwrap();
     std::fs::write(state.join("events-20200101.jsonl"), "").unwrap();
+    // A newer old one too: opening the log checks the set's newest file for a torn tail,
+    // which may hold it (`in_use`) during the first prune pass; the older one goes then.
+    std::fs::write(state.join("events-20200102.jsonl"), "").unwrap();
 
     hardened_unit_scores_ok(&c);
     start_returns_once_the_socket_answers(&c);
@@ -569,12 +572,20 @@ fn the_hardened_demo_writes_its_event_log_and_prunes(c: &Container) {
         !old.exists()
     });
     let pruned = c.journal(&["REASON=PruneCompleted"]);
-    assert!(pruned.iter().any(|e| e["REMOVED"] == "1"), "{pruned:#?}");
+    assert!(
+        pruned
+            .iter()
+            .any(|e| e["REMOVED"].as_str().is_some_and(|n| n != "0")),
+        "{pruned:#?}"
+    );
 
     let file = std::fs::read_dir(c.root().join(STATE))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "jsonl")
+                && !p.to_string_lossy().contains("events-2020")
+        })
         .unwrap();
     let meta = std::fs::metadata(&file).unwrap();
     assert_eq!(meta.mode() & 0o777, 0o640, "{}", file.display());

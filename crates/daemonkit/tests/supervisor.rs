@@ -449,8 +449,12 @@ async fn heartbeat_carries_uptime_and_health() {
     let start = Instant::now();
     let tracker = StatusTracker::new();
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(supervise(monitor, tracker, policy, cancel.clone()));
+    let task = tokio::spawn(supervise(monitor, tracker.clone(), policy, cancel.clone()));
     tokio::time::sleep_until(start + Duration::from_millis(4500)).await;
+    // The status tells the interval and when the last heartbeat was (for `describe`).
+    let status = serde_json::to_value(tracker.snapshot()).unwrap();
+    assert_eq!(status["flapping"]["heartbeat_every"], "1s", "{status}");
+    assert!(status["flapping"]["last_heartbeat"].is_string(), "{status}");
     cancel.cancel();
     task.await.unwrap();
     let beats = logs.with_reason("MonitorHeartbeat");

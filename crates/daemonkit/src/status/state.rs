@@ -104,6 +104,15 @@ pub struct MonitorStatus {
     /// When the monitor entered its current state (for a running monitor: when its
     /// current run began).
     pub state_since: Timestamp,
+    /// The heartbeat interval of the monitor's restart policy; `None` without heartbeats.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_go_duration"
+    )]
+    pub heartbeat_every: Option<Duration>,
+    /// When the monitor's last heartbeat was logged; `None` before the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat: Option<Timestamp>,
     /// While backing off: when the next run is due. `None` in every other state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_start: Option<Timestamp>,
@@ -124,6 +133,8 @@ impl MonitorStatus {
             last_error: None,
             state_since: Timestamp::now(),
             next_start: None,
+            heartbeat_every: None,
+            last_heartbeat: None,
             subtasks: None,
         }
     }
@@ -154,4 +165,12 @@ pub struct Transition {
     pub from: MonitorState,
     /// The status after the change.
     pub status: Arc<MonitorStatus>,
+}
+
+/// An optional duration as Go prints it (`30s`, `1m0s`).
+fn serialize_go_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.collect_str(&go_duration(*d)),
+        None => s.serialize_none(),
+    }
 }

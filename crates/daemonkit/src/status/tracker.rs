@@ -585,6 +585,17 @@ impl MonitorHandle {
         });
     }
 
+    /// Records a heartbeat: `last_heartbeat` becomes now. Not a transition, so the
+    /// listeners are not told (a heartbeat every second of every monitor would drown
+    /// them); readers see it at their next read.
+    pub fn heartbeat(&self) {
+        let mut tracked = self.inner.tracked();
+        if let Some(shared) = tracked.statuses.get_mut(&self.name) {
+            Arc::make_mut(shared).last_heartbeat = Some(Timestamp::now());
+            self.inner.bump();
+        }
+    }
+
     /// Applies `change` to the monitor's status, stamps `state_since` when the state
     /// changed, and tells the listeners.
     ///

@@ -95,7 +95,12 @@ async fn supervise_loop(
             stopped(handle);
             return;
         }
-        handle.set_state(MonitorState::Running);
+        handle.update(|status| {
+            status.state = MonitorState::Running;
+            status.error = None;
+            status.next_start = None;
+            status.heartbeat_every = policy.heartbeat();
+        });
         tracing::info!(reason = "MonitorStarted", monitor = %name, "monitor started");
         let started = Instant::now();
         let token = cancel.child_token();
@@ -343,6 +348,7 @@ async fn run_once(
 }
 
 fn heartbeat(handle: &MonitorHandle, uptime: Duration) {
+    handle.heartbeat();
     let name = handle.name();
     let uptime = go_duration(Duration::from_secs(uptime.as_secs()));
     match handle.connectivity() {
