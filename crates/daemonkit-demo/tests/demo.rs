@@ -546,18 +546,23 @@ fn the_pruner_monitor_removes_event_logs_past_retention() {
         },
     );
     let state = demo.state_dir();
-    demo.wait_for("PruneCompleted removing two", |v| {
-        reason(v) == "PruneCompleted" && v["removed"] == 2
+    demo.wait_for("PruneCompleted removing a file", |v| {
+        reason(v) == "PruneCompleted" && v["removed"].as_u64().is_some_and(|n| n > 0)
     });
-    let left: Vec<String> = std::fs::read_dir(&state)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert!(
-        !left.iter().any(|n| n.starts_with("events-2020")),
-        "{left:?}"
-    );
-    assert!(left.iter().any(|n| n == "notes.txt"), "{left:?}");
+    // Both go, in one pass or two: the event log's open checks the newest old file for a
+    // torn tail and may hold it (`in_use`) while a pass runs.
+    let names = || -> Vec<String> {
+        std::fs::read_dir(&state)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while names().iter().any(|n| n.starts_with("events-2020")) {
+        assert!(Instant::now() < deadline, "{:?}", names());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(names().iter().any(|n| n == "notes.txt"), "{:?}", names());
 }
 
 #[test]
