@@ -225,7 +225,14 @@ impl Rotation {
             day: newest.day,
             seq: newest.seq,
         };
-        match open_segment(dir, &self.file_name(key.day, key.seq), Some(key)) {
+        let name = self.file_name(key.day, key.seq);
+        // Only a file that may end in a partial line is opened (and locked) to repair it: a
+        // whole file (empty, or ending with a newline) is left alone, so a pruner passing
+        // by does not find it held, and a file pruned meanwhile is not recreated.
+        if !may_be_torn(&dir.join(&name)) {
+            return Ok(None);
+        }
+        match open_segment(dir, &name, Some(key)) {
             // Dropping the segment closes the file and releases its lock.
             Ok((_segment, repair)) => Ok(repair),
             Err(Error::Locked { .. }) => Ok(None),
@@ -491,4 +498,27 @@ impl fmt::Debug for RotatingLog {
             .field("current_path", &self.current_path())
             .finish_non_exhaustive()
     }
+}
+
+/// Whether the file at `path` is a non-empty regular file whose last byte is not a
+/// newline: one a crash may have left with a partial last line. Read without a lock and
+/// without following a symbolic link; anything unreadable counts as not torn here (the
+/// locked open that repairs reports real errors).
+fn may_be_torn(path: &Path) -> bool {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path);
+    let Ok(file) = file else {
+        return false;
+    };
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    if !meta.is_file() || meta.len() == 0 {
+        return false;
+    }
+    let mut last = [0u8; 1];
+    matches!(file.read_at(&mut last, meta.len() - 1), Ok(1) if last[0] != b'\n')
 }
