@@ -81,14 +81,8 @@ async fn supervise_loop(
     cancel: &CancellationToken,
 ) {
     let name = handle.shared_name().clone();
-    let mut streak: u32 = 0;
+    let mut streak = Streak::default();
     let mut rng = RandomState::new().build_hasher().finish() | 1;
-    // The reason of the crash error being reported and when it was first reported, so
-    // `since` stays put across the crashes of one streak.
-    let mut crash_since: Option<(&'static str, Timestamp)> = None;
-    // The times of the crashes inside the policy's give-up window, oldest first (at most
-    // `max_crashes + 1` are ever kept).
-    let mut recent: VecDeque<Instant> = VecDeque::new();
 
     loop {
         if cancel.is_cancelled() {
@@ -125,21 +119,13 @@ async fn supervise_loop(
         }
         match command {
             Some(Next::Restart) => {
-                streak = 0;
-                crash_since = None;
-                recent.clear();
-                handle.update(|status| {
-                    status.consecutive_crashes = 0;
-                    status.error = None;
-                });
+                streak.restart(handle);
                 continue;
             }
             Some(Next::Stop) => {
                 stopped(handle);
                 if wait_for_start(handle, control, cancel).await {
-                    streak = 0;
-                    crash_since = None;
-                    recent.clear();
+                    streak = Streak::default();
                     continue;
                 }
                 return;
@@ -152,8 +138,7 @@ async fn supervise_loop(
                 tracing::info!(reason = "MonitorExited", monitor = %name, "monitor exited cleanly; not restarting");
                 // Stopped, but still supervised: an operator may start it again.
                 if wait_for_start(handle, control, cancel).await {
-                    streak = 0;
-                    crash_since = None;
+                    streak = Streak::default();
                     continue;
                 }
                 return;
@@ -164,62 +149,62 @@ async fn supervise_loop(
         // A run that lasted the stable threshold ends the previous streak before this
         // crash is counted, so this crash is #1 of a new streak.
         if started.elapsed() >= policy.stable_after() {
-            streak = 0;
-            crash_since = None;
+            streak.count = 0;
+            streak.crash_since = None;
         }
-        streak = streak.saturating_add(1);
+        streak.count = streak.count.saturating_add(1);
+        let count = streak.count;
         if let Some((max, within)) = policy.give_up_after() {
             let now = Instant::now();
-            recent.push_back(now);
-            while recent
+            streak.recent.push_back(now);
+            while streak
+                .recent
                 .front()
                 .is_some_and(|t| now.duration_since(*t) > within)
             {
-                recent.pop_front();
+                streak.recent.pop_front();
             }
-            if recent.len() > max as usize {
-                give_up(handle, streak, max, within, message);
+            if streak.recent.len() > max as usize {
+                give_up(handle, count, max, within, message);
                 // Failed, but still supervised: an operator's start runs it again, with a
                 // fresh streak and window (the failure was looked at).
                 if wait_for_start(handle, control, cancel).await {
-                    streak = 0;
-                    crash_since = None;
-                    recent.clear();
+                    streak = Streak::default();
                     continue;
                 }
                 return;
             }
         }
-        let backoff = policy.jittered(policy.delay_for(streak), &mut rng);
+        let backoff = policy.jittered(policy.delay_for(count), &mut rng);
         tracing::error!(
             reason = "MonitorCrash",
             monitor = %name,
             error = %message,
-            consecutive_crashes = streak,
+            consecutive_crashes = count,
             backoff = %go_duration(backoff),
             "monitor crashed; restarting after back-off"
         );
-        if streak.is_multiple_of(policy.degraded_every()) {
+        if count.is_multiple_of(policy.degraded_every()) {
             // `current_backoff` as the Go daemonkit's record carries it.
             tracing::error!(
                 reason = "MonitorDegraded",
                 monitor = %name,
-                consecutive_crashes = streak,
+                consecutive_crashes = count,
                 current_backoff = %go_duration(backoff),
                 error = %message,
                 "monitor keeps crashing"
             );
         }
-        let reason = if streak >= policy.degraded_every() {
+        let reason = if count >= policy.degraded_every() {
             "MonitorDegraded"
         } else {
             "MonitorCrash"
         };
-        let since = match crash_since {
+        let since = match streak.crash_since {
             Some((seen, since)) if seen == reason => since,
             _ => {
                 let now = Timestamp::now();
-                crash_since = Some((reason, now));
+                streak.crash_since = Some((reason, now));
                 now
             }
         };
@@ -229,9 +214,9 @@ async fn supervise_loop(
         handle.update(|status| {
             status.state = MonitorState::Backoff(backoff);
             status.next_start = next_start;
-            status.consecutive_crashes = streak;
+            status.consecutive_crashes = count;
             status.error = Some(
-                StatusError::new(reason, format!("crash {streak} in a row: {message}"))
+                StatusError::new(reason, format!("crash {count} in a row: {message}"))
                     .with_since(since),
             );
             status.last_error = Some(message);
@@ -253,21 +238,13 @@ async fn supervise_loop(
                 return;
             }
             Some(None) => handle.update(|status| status.restarts += 1),
-            Some(Some(Next::Restart)) => {
-                streak = 0;
-                crash_since = None;
-                handle.update(|status| {
-                    status.consecutive_crashes = 0;
-                    status.error = None;
-                });
-            }
+            Some(Some(Next::Restart)) => streak.restart(handle),
             Some(Some(Next::Stop)) => {
                 stopped(handle);
                 if !wait_for_start(handle, control, cancel).await {
                     return;
                 }
-                streak = 0;
-                crash_since = None;
+                streak = Streak::default();
             }
         }
     }
@@ -371,5 +348,28 @@ fn heartbeat(handle: &MonitorHandle, uptime: Duration) {
             connectivity_error = %err.message,
             "monitor alive but failing"
         ),
+    }
+}
+
+/// A monitor's current run of crashes: how many in a row, when the error being reported
+/// began, and (for restart intensity) when the recent crashes were.
+#[derive(Default)]
+struct Streak {
+    count: u32,
+    /// The reason of the crash error being reported and when it was first reported, so
+    /// `since` stays put across the crashes of one streak.
+    crash_since: Option<(&'static str, Timestamp)>,
+    /// The crashes inside the give-up window (only `max_crashes + 1` are ever kept).
+    recent: VecDeque<Instant>,
+}
+
+impl Streak {
+    /// An operator's restart: a fresh streak and window, and no crash error shown.
+    fn restart(&mut self, handle: &MonitorHandle) {
+        *self = Streak::default();
+        handle.update(|status| {
+            status.consecutive_crashes = 0;
+            status.error = None;
+        });
     }
 }
