@@ -45,9 +45,14 @@ pub(crate) async fn call_async<T, Fut>(make: impl FnOnce() -> Fut) -> Result<T, 
 where
     Fut: Future<Output = T>,
 {
-    let fut = call(make)?;
+    catch_async(call(make)?).await
+}
+
+/// Awaits `fut`, turning a panic in any poll into `Err(message)`.
+pub(crate) fn catch_async<T>(
+    fut: impl Future<Output = T>,
+) -> impl Future<Output = Result<T, String>> {
     AssertUnwindSafe(fut)
         .catch_unwind()
-        .await
-        .map_err(|payload| panic_message(payload.as_ref()))
+        .map(|result| result.map_err(|payload| panic_message(payload.as_ref())))
 }

@@ -491,6 +491,45 @@ async fn tracker_shows_a_running_monitor_with_a_connectivity_error_as_degraded()
     assert_eq!(tracker.snapshot()["flapping"].state, MonitorState::Stopped);
 }
 
+#[test]
+fn a_snapshot_keeps_what_it_saw_while_the_tracker_moves_on() {
+    let tracker = StatusTracker::new();
+    let a = tracker.register("a").unwrap();
+    let link = tracker
+        .register_reporting("link", || {
+            Err(daemonkit::StatusError::new("LinkDown", "no carrier"))
+        })
+        .unwrap();
+    a.set_state(MonitorState::Running);
+    let before = tracker.snapshot();
+    let again = tracker.snapshot();
+
+    // Writes after the snapshots: a state change, a heartbeat, a new registration.
+    a.set_state(MonitorState::Failed);
+    a.heartbeat();
+    link.set_state(MonitorState::Running);
+    let _b = tracker.register("b").unwrap();
+
+    for snapshot in [&before, &again] {
+        assert_eq!(snapshot.len(), 2);
+        assert_eq!(snapshot["a"].state, MonitorState::Running);
+        assert!(snapshot["a"].last_heartbeat.is_none());
+        assert_eq!(snapshot["link"].state, MonitorState::Stopped);
+        assert!(snapshot.get("b").is_none());
+    }
+    let now = tracker.snapshot();
+    assert_eq!(now.len(), 3);
+    assert_eq!(now["a"].state, MonitorState::Failed);
+    assert!(now["a"].last_heartbeat.is_some());
+    // The overlay shows in the snapshot that applied it, not in the tracker's record.
+    assert_eq!(now["link"].state, MonitorState::Degraded);
+    assert_eq!(now["link"].error.as_ref().unwrap().reason, "LinkDown");
+    link.set_state(MonitorState::Stopped);
+    assert_eq!(now["link"].state, MonitorState::Degraded);
+    assert_eq!(tracker.snapshot()["link"].state, MonitorState::Stopped);
+    assert!(tracker.snapshot()["link"].error.is_none());
+}
+
 #[tokio::test(start_paused = true)]
 async fn tracker_json_has_the_go_shape() {
     let (monitor, _runs) = scripted("m", |_| Step::Crash);

@@ -109,7 +109,7 @@ mod tests {
         let mut doc = ComponentsStatus::default();
         doc.components.insert(
             "consensus-node".into(),
-            ComponentStatus::new(Snapshot(core)),
+            ComponentStatus::new(Snapshot(Arc::new(core))),
         );
         doc.components.insert(
             "block-node".into(),

@@ -42,7 +42,7 @@ type Statuses = BTreeMap<Arc<str>, Arc<MonitorStatus>>;
 /// assert!(snapshot.get("queue").is_none());
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Snapshot(pub(super) Statuses);
+pub struct Snapshot(pub(super) Arc<Statuses>);
 
 impl Snapshot {
     /// The status of the monitor called `name`; `None` when no such monitor is tracked.
@@ -139,13 +139,15 @@ struct Inner {
     generation: AtomicU64,
 }
 
-/// Statuses behind `Arc`s in a `BTreeMap`, so a snapshot is a node-by-node copy of
-/// pointers, already in name order: no sorting, no hashing, no deep copy (an update
-/// copies a status only while a snapshot still holds it). The monitors that report
-/// connectivity are kept aside, so the common case costs nothing per monitor.
+/// Statuses behind `Arc`s in a `BTreeMap` behind an `Arc`, copied on write: a snapshot
+/// shares the map (one reference count, whatever the number of monitors), and the first
+/// write after it copies the map's pointers, not the statuses (an update copies a status
+/// only while a snapshot still holds it). So readers never pay per monitor between
+/// writes, and a run of writes pays one copy per snapshot taken in between. The monitors
+/// that report connectivity are kept aside, so the common case costs nothing per monitor.
 #[derive(Default)]
 struct Tracked {
-    statuses: Statuses,
+    statuses: Arc<Statuses>,
     reporters: HashMap<Arc<str>, Arc<Reporter>>,
     /// The trackers of monitors that supervise sub-tasks of their own.
     subtasks: HashMap<Arc<str>, StatusTracker>,
@@ -256,7 +258,7 @@ impl StatusTracker {
             });
         }
         let key: Arc<str> = Arc::from(name);
-        tracked.statuses.insert(
+        Arc::make_mut(&mut tracked.statuses).insert(
             key.clone(),
             Arc::new(MonitorStatus::new(MonitorState::Stopped)),
         );
@@ -282,7 +284,7 @@ impl StatusTracker {
     /// Forgets a monitor (rolling back a registration that is part of a failed build).
     pub(crate) fn unregister(&self, name: &str) {
         let mut tracked = self.inner.tracked();
-        tracked.statuses.remove(name);
+        Arc::make_mut(&mut tracked.statuses).remove(name);
         tracked.reporters.remove(name);
         tracked.subtasks.remove(name);
         self.inner.bump();
@@ -348,14 +350,18 @@ impl StatusTracker {
             };
             (tracked.statuses.clone(), reporters, subtasks)
         };
-        // The monitors' own code runs outside the lock: it may take its own locks.
+        // The monitors' own code runs outside the lock: it may take its own locks. The
+        // shared map is copied only when an overlay changes a status.
         for (name, reporter) in reporters {
-            if let Some(status) = statuses.get_mut(&name) {
-                reporter.overlay(status);
+            if let Some(status) = statuses.get(&name)
+                && let Some(degraded) = reporter.overlay(status)
+                && let Some(status) = Arc::make_mut(&mut statuses).get_mut(&name)
+            {
+                *status = degraded;
             }
         }
         for (name, sub) in subtasks {
-            if let Some(status) = statuses.get_mut(&name) {
+            if let Some(status) = Arc::make_mut(&mut statuses).get_mut(&name) {
                 Arc::make_mut(status).subtasks = Some(sub.snapshot_at(depth + 1));
             }
         }
@@ -373,8 +379,8 @@ impl StatusTracker {
                 tracked.subtasks.get(name).cloned(),
             )
         };
-        if let Some(reporter) = reporter {
-            reporter.overlay(&mut status);
+        if let Some(degraded) = reporter.and_then(|reporter| reporter.overlay(&status)) {
+            status = degraded;
         }
         if let Some(sub) = subtasks {
             Arc::make_mut(&mut status).subtasks = Some(sub.snapshot_at(1));
@@ -519,16 +525,17 @@ impl Reporter {
         }
     }
 
-    /// Shows a running monitor that fails its check as degraded, with the error. Copies
-    /// the status only when it changes it.
-    fn overlay(&self, status: &mut Arc<MonitorStatus>) {
-        if status.state == MonitorState::Running
-            && let Some(err) = self.read()
-        {
-            let status = Arc::make_mut(status);
-            status.state = MonitorState::Degraded;
-            status.error = Some(err);
+    /// A running monitor that fails its check, shown as degraded with the error; `None`
+    /// when the check leaves the status as it is.
+    fn overlay(&self, status: &Arc<MonitorStatus>) -> Option<Arc<MonitorStatus>> {
+        if status.state != MonitorState::Running {
+            return None;
         }
+        let err = self.read()?;
+        let mut degraded = MonitorStatus::clone(status);
+        degraded.state = MonitorState::Degraded;
+        degraded.error = Some(err);
+        Some(Arc::new(degraded))
     }
 }
 
@@ -590,7 +597,7 @@ impl MonitorHandle {
     /// them); readers see it at their next read.
     pub fn heartbeat(&self) {
         let mut tracked = self.inner.tracked();
-        if let Some(shared) = tracked.statuses.get_mut(&self.name) {
+        if let Some(shared) = Arc::make_mut(&mut tracked.statuses).get_mut(&self.name) {
             Arc::make_mut(shared).last_heartbeat = Some(Timestamp::now());
             self.inner.bump();
         }
@@ -604,7 +611,7 @@ impl MonitorHandle {
         let transition = {
             let mut tracked = self.inner.tracked();
             // The entry exists: it was inserted at registration and is never removed.
-            let Some(shared) = tracked.statuses.get_mut(&self.name) else {
+            let Some(shared) = Arc::make_mut(&mut tracked.statuses).get_mut(&self.name) else {
                 return;
             };
             // Copies the status only if a snapshot still holds the current one.

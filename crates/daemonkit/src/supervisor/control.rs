@@ -2,9 +2,10 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// What an operator asked of one monitor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,11 +57,23 @@ impl fmt::Display for Refused {
 }
 
 /// The shared state between a [`MonitorControl`] and the supervise loop.
+///
+/// While the monitor runs, a command cancels the run's token itself (the loop does not
+/// wait on `notify` beside every run: an idle monitor's task stays small); while it
+/// backs off or is stopped, the loop waits on `notify`.
 #[derive(Default)]
 pub(crate) struct Shared {
     notify: Notify,
-    pending: Mutex<Option<(Command, Arc<str>)>>,
+    state: Mutex<Pending>,
     supervised: AtomicBool,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// The command not yet carried out, and who sent it.
+    command: Option<(Command, Arc<str>)>,
+    /// The token of the run in progress, if one is.
+    run: Option<CancellationToken>,
 }
 
 impl Shared {
@@ -75,12 +88,45 @@ impl Shared {
         }
     }
 
-    fn take(&self) -> Option<(Command, Arc<str>)> {
-        // Only assignments happen under this lock.
-        self.pending
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        // Only assignments and a token's cancel (which runs no user code) happen under
+        // this lock.
+        self.state
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
-            .take()
+    }
+
+    fn take(&self) -> Option<(Command, Arc<str>)> {
+        self.pending().command.take()
+    }
+
+    /// Marks `run` as the run in progress: a command sent from now on cancels it, and
+    /// one already waiting cancels it at once.
+    pub(crate) fn arm(&self, run: &CancellationToken) {
+        let mut pending = self.pending();
+        if pending.command.is_some() {
+            run.cancel();
+        }
+        pending.run = Some(run.clone());
+    }
+
+    /// Ends the run in progress; the command that cut it short, if one did (or arrived
+    /// as it ended).
+    pub(crate) fn disarm(&self) -> Option<(Command, Arc<str>)> {
+        let mut pending = self.pending();
+        pending.run = None;
+        pending.command.take()
+    }
+
+    /// Records a command: cancels the run in progress, if any, and wakes a waiting loop.
+    fn send(&self, command: Command, by: &str) {
+        let mut pending = self.pending();
+        pending.command = Some((command, Arc::from(by)));
+        if let Some(run) = &pending.run {
+            run.cancel();
+        }
+        drop(pending);
+        self.notify.notify_one();
     }
 
     pub(crate) fn set_supervised(&self, supervised: bool) {
@@ -161,12 +207,7 @@ impl MonitorControl {
         if !self.shared.supervised.load(Ordering::SeqCst) {
             return Err(Refused::NotSupervised);
         }
-        *self
-            .shared
-            .pending
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner()) = Some((command, Arc::from(by)));
-        self.shared.notify.notify_one();
+        self.shared.send(command, by);
         Ok(())
     }
 }
