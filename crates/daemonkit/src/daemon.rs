@@ -39,6 +39,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,7 +55,7 @@ use crate::duration::go_duration;
 use crate::monitor::{self, Monitor};
 use crate::probe::{Composite, Probe, ProbeError, reason as probe_reason};
 use crate::server::{ActionError, ControlPlane, ControlPlaneBuilder};
-use crate::stall::StallDetector;
+use crate::stall::{StallDetector, StallStats};
 use crate::status::{
     ComponentStatus, ComponentsStatus, StatusError, StatusTracker, monitors_ready,
 };
@@ -357,12 +358,21 @@ impl DaemonBuilder {
 
         let trackers = Arc::new(trackers);
         control_plane = if nested {
+            let version = NestedVersion {
+                trackers: trackers.clone(),
+                board: board.clone(),
+                stall: stall.clone(),
+                runtime: Mutex::default(),
+            };
             let (trackers, board, stall) = (trackers.clone(), board.clone(), stall.clone());
-            control_plane.status(move || {
-                let mut doc = components_status(&trackers, &board);
-                doc.runtime = Some(stall.stats());
-                doc
-            })
+            control_plane.status_versioned(
+                move || version.get(),
+                move || {
+                    let mut doc = components_status(&trackers, &board);
+                    doc.runtime = Some(stall.stats());
+                    doc
+                },
+            )
         } else {
             control_plane.tracker_status(&trackers[0].1)
         };
@@ -431,6 +441,50 @@ fn components_status(trackers: &[(String, StatusTracker)], board: &ProbeBoard) -
     doc
 }
 
+/// The version of the nested `/status` document, which keys its cached body: the sum of
+/// what each part's own counter says (every tracker's version, the probe board's
+/// generation, and a count of the changes seen in the runtime's stall figures). Each
+/// counter only goes up, so the sum moves whenever one part changes; `None` (do not
+/// cache) while a tracker's document is computed on read.
+struct NestedVersion {
+    trackers: Arc<Vec<(String, StatusTracker)>>,
+    board: Arc<ProbeBoard>,
+    stall: StallDetector,
+    /// The stall figures last seen, and how many times they changed.
+    runtime: Mutex<Option<(StallStats, u64)>>,
+}
+
+impl NestedVersion {
+    fn get(&self) -> Option<u64> {
+        let board = self.board.generation();
+        let stats = self.stall.stats();
+        let runtime = {
+            // Only assignments happen under this lock; a poisoned value is still sound.
+            let mut seen = self
+                .runtime
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            match &mut *seen {
+                Some((last, changes)) if *last != stats => {
+                    *last = stats;
+                    *changes += 1;
+                    *changes
+                }
+                Some((_, changes)) => *changes,
+                None => {
+                    *seen = Some((stats, 0));
+                    0
+                }
+            }
+        };
+        self.trackers
+            .iter()
+            .try_fold(board.wrapping_add(runtime), |sum, (_, tracker)| {
+                Some(sum.wrapping_add(tracker.version()?))
+            })
+    }
+}
+
 /// `/ready`: every component's probe passes and every monitor runs.
 fn ready(
     trackers: &[(String, StatusTracker)],
@@ -462,6 +516,8 @@ fn ready(
 #[derive(Default)]
 struct ProbeBoard {
     states: Mutex<BTreeMap<String, ProbeState>>,
+    /// Bumped, under the `states` lock, by every change to `states`.
+    generation: AtomicU64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -490,8 +546,14 @@ impl ProbeBoard {
     }
 
     fn watch(&self, component: &str) {
-        self.states()
-            .insert(component.to_owned(), ProbeState::default());
+        let mut states = self.states();
+        states.insert(component.to_owned(), ProbeState::default());
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// A counter bumped by every change to what the board shows; never goes down.
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Records a round's result; keeps `since` across the rounds of a failing streak.
@@ -501,6 +563,9 @@ impl ProbeBoard {
         result: Result<(), ProbeError>,
     ) -> (Round, Option<StatusError>) {
         let mut states = self.states();
+        // Every round may change what the board shows (a first round, a new error or
+        // message, a pass); a round every few seconds at most costs one rebuild each.
+        self.generation.fetch_add(1, Ordering::Release);
         let state = states.entry(component.to_owned()).or_default();
         let first_round = !state.checked;
         state.checked = true;
@@ -1284,5 +1349,89 @@ impl fmt::Display for Exit {
 impl From<Exit> for ExitCode {
     fn from(exit: Exit) -> ExitCode {
         ExitCode::from(exit.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MonitorState;
+
+    fn version(
+        trackers: &[&StatusTracker],
+        board: &Arc<ProbeBoard>,
+        stall: &StallDetector,
+    ) -> NestedVersion {
+        NestedVersion {
+            trackers: Arc::new(
+                trackers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (format!("c{i}"), (*t).clone()))
+                    .collect(),
+            ),
+            board: board.clone(),
+            stall: stall.clone(),
+            runtime: Mutex::default(),
+        }
+    }
+
+    #[test]
+    fn the_nested_version_holds_until_a_part_changes() {
+        let (a, b) = (StatusTracker::new(), StatusTracker::new());
+        let board = Arc::new(ProbeBoard::default());
+        let stall = StallDetector::new();
+        let version = version(&[&a, &b], &board, &stall);
+        let job = a.register("job").unwrap();
+        let v0 = version.get().expect("nothing computed on read");
+        assert_eq!(version.get(), Some(v0), "reads change nothing");
+
+        job.set_state(MonitorState::Running);
+        let v1 = version.get().unwrap();
+        assert_ne!(v1, v0, "a transition in one component");
+
+        board.watch("c1");
+        let v2 = version.get().unwrap();
+        assert_ne!(v2, v1, "a component's probe is watched");
+        board.record("c1", Err(ProbeError::new("DirMissing", "no /data")));
+        let v3 = version.get().unwrap();
+        assert_ne!(v3, v2, "a probe round");
+        assert_eq!(version.get(), Some(v3));
+
+        let link = b.register_reporting("link", || Ok(())).unwrap();
+        link.set_state(MonitorState::Running);
+        assert_eq!(version.get(), None, "a check runs on every read");
+    }
+
+    #[test]
+    fn the_nested_version_moves_with_the_runtime_figures() {
+        let tracker = StatusTracker::new();
+        let board = Arc::new(ProbeBoard::default());
+        let stall = StallDetector::builder()
+            .interval(Duration::from_millis(5))
+            .threshold(Duration::from_millis(20))
+            .build()
+            .unwrap();
+        let version = version(&[&tracker], &board, &stall);
+        let before = version.get().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let cancel = CancellationToken::new();
+            let detector = tokio::spawn(stall.clone().run(cancel.clone()));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            // Block the only thread: the detector's next tick is late, a stall.
+            std::thread::sleep(Duration::from_millis(60));
+            while stall.stats().stalls == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            cancel.cancel();
+            detector.await.unwrap();
+        });
+        let after = version.get().unwrap();
+        assert_ne!(after, before, "the stall figures changed");
+        assert_eq!(version.get(), Some(after));
     }
 }
