@@ -445,7 +445,7 @@ fn components_status(trackers: &[(String, StatusTracker)], board: &ProbeBoard) -
 /// what each part's own counter says (every tracker's version, the probe board's
 /// generation, and a count of the changes seen in the runtime's stall figures). Each
 /// counter only goes up, so the sum moves whenever one part changes; `None` (do not
-/// cache) while a tracker's document is computed on read.
+/// cache) if a tracker's version is.
 struct NestedVersion {
     trackers: Arc<Vec<(String, StatusTracker)>>,
     board: Arc<ProbeBoard>,
@@ -1398,9 +1398,22 @@ mod tests {
         assert_ne!(v3, v2, "a probe round");
         assert_eq!(version.get(), Some(v3));
 
-        let link = b.register_reporting("link", || Ok(())).unwrap();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let answer = up.clone();
+        let link = b
+            .register_reporting("link", move || {
+                if answer.load(Ordering::SeqCst) {
+                    Ok(())
+                } else {
+                    Err(StatusError::new("LinkDown", "no carrier"))
+                }
+            })
+            .unwrap();
         link.set_state(MonitorState::Running);
-        assert_eq!(version.get(), None, "a check runs on every read");
+        let v4 = version.get().unwrap();
+        assert_eq!(version.get(), Some(v4), "a steady check");
+        up.store(false, Ordering::SeqCst);
+        assert_ne!(version.get(), Some(v4), "a check's answer changed");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `/status` served from a cached body keyed by a version: the cache is used while the
-//! version holds, rebuilt when it moves, and bypassed while the document is computed on
-//! read (a running monitor's connectivity check), over a real Unix socket.
+//! version holds and rebuilt when it moves (a write, or a running monitor's connectivity
+//! check answering differently), over a real Unix socket.
 
 mod server_support;
 
@@ -113,6 +113,42 @@ async fn a_running_connectivity_check_is_read_on_every_request() {
     assert_eq!(
         server.get("/status").await.json()["link"]["state"],
         "stopped"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_steady_connectivity_answer_keeps_the_cached_body() {
+    let dir = socket_dir();
+    let tracker = StatusTracker::new();
+    let up = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (u, c) = (up.clone(), calls.clone());
+    let link = tracker
+        .register_reporting("link", move || {
+            c.fetch_add(1, Ordering::SeqCst);
+            if u.load(Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err(StatusError::new("LinkDown", "no carrier"))
+            }
+        })
+        .unwrap();
+    link.set_state(MonitorState::Running);
+    let server = Server::start(builder(&dir).tracker_status(&tracker)).await;
+    let first = server.get("/status").await.body;
+    let after_first = calls.load(Ordering::SeqCst);
+    // A steady answer: each request asks the check once (for the version) and is
+    // answered with the cached body; a rebuild would ask it a second time.
+    for _ in 0..3 {
+        assert_eq!(server.get("/status").await.body, first);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), after_first + 3);
+    // A changed answer rebuilds the body, with no transition.
+    up.store(true, Ordering::SeqCst);
+    assert_eq!(
+        server.get("/status").await.json()["link"]["state"],
+        "running"
     );
     server.stop().await.unwrap();
 }

@@ -142,8 +142,8 @@ impl ControlPlaneBuilder {
 
     /// Serves `tracker`'s [`snapshot`](StatusTracker::snapshot) on `GET /status`, from a
     /// cached body rebuilt only when the tracker's [`version`](StatusTracker::version)
-    /// moved (and on every request while a running monitor reports connectivity, whose
-    /// check is called on each read).
+    /// moved: a write, or a running monitor's connectivity check answering otherwise
+    /// than at its last read (each request calls those checks once, for the version).
     ///
     /// The same document as `.status(move || tracker.snapshot())`, at the cost of
     /// `/health` plus one lock while nothing changes.

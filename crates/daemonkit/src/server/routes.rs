@@ -43,9 +43,9 @@ pub(crate) type VersionFn = Arc<dyn Fn() -> Option<u64> + Send + Sync>;
 /// version that keys a cache of its serialised body.
 ///
 /// The rule that keeps the cache honest: the version must change whenever the document
-/// would, and must be `None` while any part of it is computed on read (the tracker's
-/// version is `None` while a running monitor reports connectivity, since its check is
-/// called on every read). The version is read before the document is built, so a
+/// would, and must be `None` while a part of it computed on read could change without
+/// moving it (the tracker's version counts the changed answers of connectivity checks,
+/// which it calls, so it is never `None`). The version is read before the document is built, so a
 /// change in between makes the body newer than its key and the next request rebuilds it.
 pub(crate) struct StatusSource {
     pub(crate) write: StatusFn,

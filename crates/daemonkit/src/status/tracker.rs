@@ -265,7 +265,8 @@ impl StatusTracker {
         let reporter = check.map(|check| {
             let reporter = Arc::new(Reporter {
                 check,
-                first_seen: Mutex::new(None),
+                seen: Mutex::default(),
+                changes: AtomicU64::new(0),
             });
             tracked.reporters.insert(key.clone(), reporter.clone());
             reporter
@@ -417,16 +418,22 @@ impl StatusTracker {
     /// `Some(v)`, the snapshot is the same, so a document built from it (such as the
     /// serialised `/status` body) can be served again without rebuilding it.
     ///
-    /// `None` means "do not cache": some monitor's status is computed on each read, and
-    /// may change without a transition. That is the case while a monitor that reports
-    /// connectivity ([`register_reporting`](Self::register_reporting)) is running (its
-    /// check is called on every read), in this tracker or in a sub-task tracker. The
-    /// version of a tracker with sub-task trackers is the sum of their generations and
-    /// its own: each only goes up, so the sum changes whenever one of them does.
+    /// The version is a sum of counters that only go up, so it moves whenever one of
+    /// them does: the tracker's [`generation`](Self::generation) (every write), the
+    /// versions of sub-task trackers, and, for each monitor that reports connectivity
+    /// ([`register_reporting`](Self::register_reporting)), how many of its reads showed
+    /// something other than the read before. That last part is what no write counts: a
+    /// running monitor's check can turn it `degraded` without a transition. So
+    /// `version` calls each running monitor's check (as a snapshot does), and every
+    /// read, by `version`, a snapshot or a heartbeat, counts a changed answer. A
+    /// document built after reading version `v` shows answers that are either those `v`
+    /// counted or newer ones whose change moved the version past `v`; so a body cached
+    /// under `v` is served only while the answers are still those it shows.
     ///
     /// Read the version *before* taking the snapshot it keys: a change in between makes
     /// the snapshot newer than the version, and the next reading differs, so the cached
-    /// document is rebuilt rather than served stale.
+    /// document is rebuilt rather than served stale. `None` means "do not cache"; the
+    /// kit's trackers always give a version today, but a version function may not.
     ///
     /// # Examples
     ///
@@ -441,37 +448,64 @@ impl StatusTracker {
     /// job.set_state(MonitorState::Running);
     /// assert_ne!(tracker.version(), v);
     ///
-    /// // A running monitor with a connectivity check is read anew each time.
-    /// let link = tracker.register_reporting("link", || Ok(())).unwrap();
+    /// // A running monitor's connectivity check moves the version when its answer
+    /// // changes, and only then.
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// let up = Arc::new(AtomicBool::new(true));
+    /// let answer = up.clone();
+    /// let link = tracker
+    ///     .register_reporting("link", move || match answer.load(Ordering::SeqCst) {
+    ///         true => Ok(()),
+    ///         false => Err(StatusError::new("LinkDown", "no carrier")),
+    ///     })
+    ///     .unwrap();
     /// link.set_state(MonitorState::Running);
-    /// assert_eq!(tracker.version(), None);
+    /// let healthy = tracker.version();
+    /// assert_eq!(tracker.version(), healthy);
+    /// up.store(false, Ordering::SeqCst);
+    /// let failing = tracker.version();
+    /// assert_ne!(failing, healthy);
+    /// assert_eq!(tracker.version(), failing, "the same failure, the same since");
     /// ```
     pub fn version(&self) -> Option<u64> {
         self.version_at(0)
     }
 
     fn version_at(&self, depth: usize) -> Option<u64> {
-        let (own, subtasks) = {
+        let (own, reporters, subtasks) = {
             let tracked = self.inner.tracked();
-            let live_check = tracked.reporters.keys().any(|name| {
-                tracked
-                    .statuses
-                    .get(name)
-                    .is_some_and(|s| s.state == MonitorState::Running)
-            });
-            if live_check {
-                return None;
-            }
+            let reporters: Vec<_> = tracked
+                .reporters
+                .iter()
+                .map(|(name, reporter)| {
+                    let running = tracked
+                        .statuses
+                        .get(name)
+                        .is_some_and(|s| s.state == MonitorState::Running);
+                    (reporter.clone(), running)
+                })
+                .collect();
             let subtasks: Vec<_> = if depth < MAX_SUBTASK_DEPTH {
                 tracked.subtasks.values().cloned().collect()
             } else {
                 Vec::new()
             };
-            (self.generation(), subtasks)
+            (self.generation(), reporters, subtasks)
         };
-        subtasks.iter().try_fold(own, |sum, sub| {
-            Some(sum.wrapping_add(sub.version_at(depth + 1)?))
-        })
+        // The checks run outside the lock, as on every read. Every reporter's count is
+        // in the sum, running or not, so the sum only ever goes up.
+        let reads = reporters.iter().fold(0u64, |sum, (reporter, running)| {
+            if *running {
+                reporter.read();
+            }
+            sum.wrapping_add(reporter.changes.load(Ordering::Acquire))
+        });
+        subtasks
+            .iter()
+            .try_fold(own.wrapping_add(reads), |sum, sub| {
+                Some(sum.wrapping_add(sub.version_at(depth + 1)?))
+            })
     }
 
     /// True when at least one monitor is registered and every one is running and healthy.
@@ -486,13 +520,24 @@ impl StatusTracker {
 /// A monitor's connectivity check and the memory of when its current failure began.
 struct Reporter {
     check: CheckFn,
+    seen: Mutex<Seen>,
+    /// How many reads showed something other than the read before (a failure, a
+    /// recovery, another error): the part of the tracker's version that no write counts.
+    changes: AtomicU64,
+}
+
+#[derive(Default)]
+struct Seen {
     /// The reason of the failure being reported and when it was first seen.
-    first_seen: Mutex<Option<(String, Timestamp)>>,
+    first_seen: Option<(String, Timestamp)>,
+    /// What the last read showed: `None` when healthy.
+    shown: Option<StatusError>,
 }
 
 impl Reporter {
     /// Calls the check behind the panic barrier; `Some(error)` while failing, with
-    /// `since` filled from memory unless the monitor gave its own.
+    /// `since` filled from memory unless the monitor gave its own. Counts a change when
+    /// the answer differs from the last read's.
     fn read(&self) -> Option<StatusError> {
         let result = panic::call(|| (self.check)()).unwrap_or_else(|message| {
             tracing::error!(reason = "MonitorPanic", panic = %message, "a connectivity check panicked");
@@ -501,28 +546,34 @@ impl Reporter {
                 format!("the connectivity check panicked: {message}"),
             ))
         });
-        let mut first_seen = self
-            .first_seen
+        let mut seen = self
+            .seen
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        match result {
+        let shown = match result {
             Ok(()) => {
-                *first_seen = None;
+                seen.first_seen = None;
                 None
             }
             Err(mut err) => {
-                let since = match &*first_seen {
+                let since = match &seen.first_seen {
                     Some((reason, since)) if *reason == err.reason => *since,
                     _ => {
                         let since = err.since.unwrap_or_else(Timestamp::now);
-                        *first_seen = Some((err.reason.clone(), since));
+                        seen.first_seen = Some((err.reason.clone(), since));
                         since
                     }
                 };
                 err.since.get_or_insert(since);
                 Some(err)
             }
+        };
+        if seen.shown != shown {
+            seen.shown.clone_from(&shown);
+            // Under the `seen` lock, so counts and answers agree.
+            self.changes.fetch_add(1, Ordering::Release);
         }
+        shown
     }
 
     /// A running monitor that fails its check, shown as degraded with the error; `None`
