@@ -41,8 +41,10 @@
 //! and `null` for the clean `/health` rows, which are the baselines. The stable names
 //! (current-thread runtime, the demo's): `status_c1_server_us`, `status_c16_server_us`
 //! (baseline: `/health` at the same connections), `health_c1_server_us`,
-//! `health_c16_server_us`, and `status_uncached_c1_server_us`,
-//! `status_uncached_c16_server_us` (baseline: the cached `/status`).
+//! `health_c16_server_us`, `status_uncached_c1_server_us`,
+//! `status_uncached_c16_server_us` and `status_reporting_c1_server_us`,
+//! `status_reporting_c16_server_us` (an eleventh monitor reports connectivity; baseline
+//! for both: the cached `/status`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -66,6 +68,9 @@ const SECONDS_ENV: &str = "DK_BENCH_SECONDS";
 /// Set in the server's environment: serve `/status` with the plain status function
 /// (serialised on every request) rather than the tracker's cached body.
 const UNCACHED_ENV: &str = "DK_BENCH_STATUS_UNCACHED";
+/// Set in the server child: one of the ten monitors reports connectivity (a steady
+/// failure), so each request calls its check.
+const REPORTING_ENV: &str = "DK_BENCH_STATUS_REPORTING";
 
 fn main() {
     if let Ok(socket) = std::env::var(SERVER_ENV) {
@@ -107,7 +112,7 @@ fn main() {
     let mut cached_status: [Option<Run>; 2] = [None, None];
     // 0 worker threads = tokio's current-thread runtime.
     for threads in [0, 2] {
-        let server = Server::spawn(&socket, threads, false);
+        let server = Server::spawn(&socket, threads, None);
         let runtime = if threads == 0 {
             "current-thread".to_owned()
         } else {
@@ -199,7 +204,7 @@ fn main() {
 
     // The same /status, serialised on every request (the kit before its cache, and any
     // daemon status function without a version), beside the cached one above.
-    let server = Server::spawn(&socket, 0, true);
+    let server = Server::spawn(&socket, 0, Some(UNCACHED_ENV));
     println!();
     println!("server runtime: current-thread; /status serialised on every request (no cache)");
     for (slot, conns) in [1, 16].into_iter().enumerate() {
@@ -207,6 +212,26 @@ fn main() {
         r.print("/status", conns, "uncached");
         figures.named(
             &format!("status_uncached_c{conns}_server_us"),
+            r.server_cpu_per_request(),
+            "us",
+            cached_status[slot]
+                .as_ref()
+                .map(Run::server_cpu_per_request),
+        );
+    }
+    server.stop();
+
+    // The cached /status again, with one running monitor that reports connectivity: each
+    // request calls its check (for the version) and serves the cached body while the
+    // answer holds.
+    let server = Server::spawn(&socket, 0, Some(REPORTING_ENV));
+    println!();
+    println!("server runtime: current-thread; /status cached, one monitor reporting connectivity");
+    for (slot, conns) in [1, 16].into_iter().enumerate() {
+        let r = measure(&socket, "/status", conns, seconds, server.pid());
+        r.print("/status", conns, "reporting");
+        figures.named(
+            &format!("status_reporting_c{conns}_server_us"),
             r.server_cpu_per_request(),
             "us",
             cached_status[slot]
@@ -400,6 +425,17 @@ fn serve(socket: &Path) {
     .expect("build the runtime");
     runtime.block_on(async {
         let tracker = ten_monitors();
+        // Kept for the server's life: dropping a handle does not unregister, but keep it
+        // plain that the monitor is live.
+        let _reporting = std::env::var_os(REPORTING_ENV).is_some().then(|| {
+            let link = tracker
+                .register_reporting("monitor-10", || {
+                    Err(StatusError::new("UpstreamDown", "dial 10.0.0.7:443: refused"))
+                })
+                .expect("a unique name");
+            link.set_state(MonitorState::Running);
+            link
+        });
         let status = tracker.clone();
         let echo = Router::new().route("/echo", post(|body: Bytes| async move { body }));
         let builder = ControlPlane::builder(socket);
@@ -468,10 +504,11 @@ struct Server {
 }
 
 impl Server {
-    fn spawn(socket: &Path, threads: usize, uncached: bool) -> Server {
+    /// The server child, with `mode` (an environment variable's name) set if given.
+    fn spawn(socket: &Path, threads: usize, mode: Option<&str>) -> Server {
         let mut command = Command::new(std::env::current_exe().expect("own path"));
-        if uncached {
-            command.env(UNCACHED_ENV, "1");
+        if let Some(mode) = mode {
+            command.env(mode, "1");
         }
         let mut child = command
             .env(SERVER_ENV, socket)
