@@ -535,10 +535,20 @@ impl Inner {
                     continue;
                 }
                 // Gather: wait for the batch to fill (its last caller then leads it) or for its
-                // deadline (then this caller leads it).
+                // deadline. Only the batch's first caller keeps the deadline (and leads at it);
+                // the others sleep until the outcome, so a batch that fills early costs one
+                // timer wake-up, not one per caller.
+                let gatherer = state
+                    .waiters
+                    .first()
+                    .is_some_and(|first| first.id() == thread::current().id());
                 let wait = state.deadline - now;
                 drop(state);
-                thread::park_timeout(wait);
+                if gatherer {
+                    thread::park_timeout(wait);
+                } else {
+                    thread::park();
+                }
             } else {
                 // Woken (unparked) when the batch has an outcome, or when the sync before it
                 // ended and this caller is to gather it. No wake-up can be lost: the caller is
