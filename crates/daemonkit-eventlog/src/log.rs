@@ -146,7 +146,7 @@ struct State {
     /// The batch `queue` will be written in.
     current: Arc<Batch>,
     /// The callers whose lines are in `queue`, parked until `current` has an outcome; the first
-    /// is the one woken to gather the batch when a sync ends (see `finish_batch`).
+    /// is the one woken to gather the batch when a sync ends (see `write_batch`).
     waiters: Vec<Thread>,
     /// A caller is writing and syncing a batch (without holding the lock).
     writing: bool,
