@@ -40,10 +40,11 @@ pub const CONSENSUS_PREFIX: &str = "consensus-";
 /// whole queue with one `write` and one `fdatasync`; every caller whose line was in it returns.
 /// Each caller still returns only after its own line is durable — the guarantee of one sync per
 /// event — but one sync serves every caller logging at the time. A batch is written as soon as
-/// it holds a line from each caller recently logging at once, or, if some do not come back, a
-/// short commit delay (half the last sync, at most 1 ms) after it could have been written: the
-/// callers one sync releases thereby all land in the next one, instead of splitting into two
-/// half-full batches that alternate. A caller alone pays exactly one write and one sync, with no
+/// it holds a line from each caller recently logging at once, or, if some do not come back,
+/// after a short commit delay (as long as the missing callers take to arrive at the rate
+/// callers have recently been arriving, between half the last sync and the whole sync, at most
+/// 1 ms): the callers one sync releases thereby all land in the next one, instead of splitting
+/// into two half-full batches that alternate. A caller alone pays exactly one write and one sync, with no
 /// delay and no hand-off to another thread.
 ///
 /// Lines are never interleaved or split: a batch is written by one caller at a time, with the
@@ -153,6 +154,14 @@ struct State {
     /// When the queued batch is written even if it is not full: set when it becomes writable
     /// (its first line queued while nobody writes, or the sync before it ended).
     deadline: Instant,
+    /// When the queued batch became writable, and how many lines it held then.
+    opened: Instant,
+    opened_with: usize,
+    /// When the last line was queued.
+    last_arrival: Instant,
+    /// Recent time between two callers' lines arriving while a batch gathers (a moving
+    /// average): how fast released callers come back, so how long a gather should last.
+    arrival: Duration,
     /// An empty buffer kept for the next batch, so steady logging does not reallocate.
     spare: Vec<u8>,
     /// Lines in `queue`.
@@ -227,6 +236,33 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.to_error().fmt(f)
+    }
+}
+
+impl State {
+    /// The queued batch becomes writable at `now`: its gather starts, and lasts as long as the
+    /// callers still expected (the peak less the lines queued) take to arrive at the recent
+    /// rate, with a quarter more for slack — at least half the last sync, at most the whole
+    /// sync (or 1 ms).
+    fn open_gather(&mut self, now: Instant) {
+        self.opened = now;
+        self.opened_with = self.queued;
+        let expected = u32::try_from(self.peak.saturating_sub(self.queued)).unwrap_or(u32::MAX);
+        let needed = self.arrival.saturating_mul(expected) * 5 / 4;
+        let (least, most) = gather_bounds(self);
+        self.deadline = now + needed.clamp(least, most);
+    }
+
+    /// Updates the arrival rate from the batch being taken for writing: the time from its
+    /// opening to its last line over the lines that arrived meanwhile (not to the write, which
+    /// may have waited out the deadline for a caller that never came).
+    fn learn_arrival(&mut self) {
+        let arrived = self.queued.saturating_sub(self.opened_with);
+        if arrived == 0 || self.peak <= 1 || self.last_arrival < self.opened {
+            return;
+        }
+        let sample = (self.last_arrival - self.opened) / u32::try_from(arrived).unwrap_or(u32::MAX);
+        self.arrival = (self.arrival * 7 + sample) / 8;
     }
 }
 
@@ -418,6 +454,10 @@ impl Inner {
                 waiters: Vec::new(),
                 writing: false,
                 deadline: Instant::now(),
+                opened: Instant::now(),
+                opened_with: 0,
+                last_arrival: Instant::now(),
+                arrival: Duration::ZERO,
                 spare: Vec::new(),
                 queued: 0,
                 peak: 0,
@@ -485,8 +525,8 @@ impl Inner {
     /// * the caller whose line makes the batch full (as many lines as callers recently logging
     ///   at once, `peak`) writes it at once, if nobody is writing — so when every caller is
     ///   back, the sync starts with no thread to wake;
-    /// * otherwise it is written at its deadline, a fraction of a sync after it became writable,
-    ///   by a caller that waits for the deadline (the commit delay): the callers the last sync
+    /// * otherwise it is written at its deadline (`State::open_gather`), by the caller that
+    ///   waits for the deadline (the commit delay): the callers the last sync
     ///   released have that long to queue their next lines into it, instead of splitting into
     ///   two half-full batches that alternate;
     /// * a leader whose sync ends with a full batch queued writes it too, once, before
@@ -496,9 +536,11 @@ impl Inner {
     fn commit(&self, line: &[u8]) -> Result<(), Error> {
         let inside = self.inside.fetch_add(1, Ordering::Relaxed) + 1;
         let mut state = self.lock_state();
+        let now = Instant::now();
         if state.queue.is_empty() && !state.writing {
-            state.deadline = Instant::now() + gather_time(&state);
+            state.open_gather(now);
         }
+        state.last_arrival = now;
         state.queue.extend_from_slice(line);
         state.queued += 1;
         state.peak = state.peak.max(inside);
@@ -598,6 +640,7 @@ impl Inner {
         let batch = mem::replace(&mut state.current, Batch::new());
         let waiters = mem::take(&mut state.waiters);
         state.writing = true;
+        state.learn_arrival();
         state.queued = 0;
         // Let the peak decay by an eighth (at least one) per batch, so a burst long gone does
         // not keep delaying batches; it never falls below the callers inside now.
@@ -622,7 +665,7 @@ impl Inner {
         state.last_sync = took;
         let mut gatherer = None;
         if !state.queue.is_empty() {
-            state.deadline = Instant::now() + gather_time(&state);
+            state.open_gather(Instant::now());
             let full = state.queued >= state.peak;
             if !(full && matches!(next, Next::Continue)) {
                 gatherer = state.waiters.first().cloned();
@@ -736,15 +779,14 @@ enum Next {
     HandOff,
 }
 
-/// The commit delay: how long a writable batch that is not full waits for more lines. Half the
-/// last sync (at most 1 ms): measured with 16 writers on 2 CPUs, a quarter let the deadline
-/// pass before the callers the last sync released were all back (11.8 of 16 lines per sync),
-/// half let them in (15.6). Nothing when one caller logs alone.
-fn gather_time(state: &State) -> Duration {
+/// The bounds of the commit delay (see `State::open_gather`): half the last sync and the
+/// whole sync (at most 1 ms); nothing when one caller logs alone.
+fn gather_bounds(state: &State) -> (Duration, Duration) {
     if state.peak <= 1 {
-        return Duration::ZERO;
+        return (Duration::ZERO, Duration::ZERO);
     }
-    (state.last_sync / 2).min(Duration::from_millis(1))
+    let most = state.last_sync.min(Duration::from_millis(1));
+    (most / 2, most)
 }
 
 /// Why the leader switched files.
@@ -867,7 +909,59 @@ fn clone_io_error(e: &io::Error) -> io::Error {
 
 #[cfg(test)]
 mod tests {
-    use super::decayed;
+    use super::*;
+
+    fn state(peak: usize, last_sync: Duration) -> State {
+        let now = Instant::now();
+        State {
+            queue: Vec::new(),
+            current: Batch::new(),
+            waiters: Vec::new(),
+            writing: false,
+            deadline: now,
+            opened: now,
+            opened_with: 0,
+            last_arrival: now,
+            arrival: Duration::ZERO,
+            spare: Vec::new(),
+            queued: 0,
+            peak,
+            last_sync,
+        }
+    }
+
+    #[test]
+    fn a_gather_lasts_as_long_as_the_missing_callers_take_within_half_a_sync_and_a_sync() {
+        let sync = Duration::from_micros(400);
+        let mut s = state(16, sync);
+        // 10 lines arrived 10 us apart after the batch opened: 10 us per line.
+        let opened = Instant::now();
+        s.opened = opened;
+        s.queued = 10;
+        s.last_arrival = opened + Duration::from_micros(100);
+        for _ in 0..64 {
+            s.learn_arrival();
+        }
+        assert!(s.arrival.abs_diff(Duration::from_micros(10)) < Duration::from_micros(1));
+
+        // 16 expected at 10 us, plus a quarter: 200 us, inside [200, 400].
+        s.queued = 0;
+        let now = Instant::now();
+        s.open_gather(now);
+        assert_eq!(s.deadline - now, Duration::from_micros(200));
+        // 64 expected would take 800 us: capped at the sync.
+        s.peak = 64;
+        s.open_gather(now);
+        assert_eq!(s.deadline - now, sync);
+        // Only 4 still expected: 50 us, raised to half the sync.
+        s.queued = 60;
+        s.open_gather(now);
+        assert_eq!(s.deadline - now, sync / 2);
+        // Alone: no delay.
+        let mut alone = state(1, sync);
+        alone.open_gather(now);
+        assert_eq!(alone.deadline, now);
+    }
 
     #[test]
     fn a_burst_is_forgotten_within_a_few_dozen_batches() {
