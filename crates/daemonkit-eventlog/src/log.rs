@@ -1,7 +1,6 @@
 //! The writer: opening a log and appending events durably with group commit.
 
 use std::fmt;
-use std::fs::File;
 use std::io::{self, Write};
 use std::mem;
 use std::os::unix::fs::MetadataExt;
@@ -14,8 +13,9 @@ use std::time::{Duration, Instant};
 use crate::file::{
     absolute_dir, check_name, check_prefix, lock, open_log_file, sync_directory_and_ancestors,
 };
-use crate::repair::{TornTailRepair, repair_torn_tail};
-use crate::rotate::{Rotation, RotationCause, SegmentKey, Target};
+use crate::repair::TornTailRepair;
+use crate::rotation::{Rotation, RotationCause, Target};
+use crate::segment::{Segment, open_segment};
 use crate::{Error, Event, Op};
 
 /// The prefix the Go daemonkit gives per-operation logs: `consensus-<operationId>.jsonl`.
@@ -44,8 +44,8 @@ pub const CONSENSUS_PREFIX: &str = "consensus-";
 /// after a short commit delay (as long as the missing callers take to arrive at the rate
 /// callers have recently been arriving, between half the last sync and the whole sync, at most
 /// 1 ms): the callers one sync releases thereby all land in the next one, instead of splitting
-/// into two half-full batches that alternate. A caller alone pays exactly one write and one sync, with no
-/// delay and no hand-off to another thread.
+/// into two half-full batches that alternate. A caller alone pays exactly one write and one
+/// sync, with no delay and no hand-off to another thread.
 ///
 /// Lines are never interleaved or split: a batch is written by one caller at a time, with the
 /// file opened `O_APPEND`.
@@ -122,23 +122,6 @@ pub(crate) struct Inner {
     /// whose batch is durable returns without taking the state lock again.
     inside: AtomicUsize,
     repair: Option<TornTailRepair>,
-}
-
-/// One open file of a log and what the writer knows about it.
-pub(crate) struct Segment {
-    /// Written only by the leader; `&File` is `Write`.
-    pub(crate) file: File,
-    pub(crate) path: PathBuf,
-    /// The file's place in a rotating set; `None` for a single-file log.
-    pub(crate) key: Option<SegmentKey>,
-    /// The identity of the inode opened, to notice the path being removed or replaced.
-    pub(crate) dev: u64,
-    pub(crate) ino: u64,
-    /// The file's length after its last durable line.
-    pub(crate) good_len: u64,
-    /// The file may hold bytes past `good_len`: rolling back a failed batch failed too, so the
-    /// next batch must first cut the file back.
-    pub(crate) dirty: bool,
 }
 
 struct State {
@@ -850,53 +833,6 @@ fn append(segment: &mut Segment, bytes: &[u8]) -> Result<(), Failure> {
             Err(Failure::io(op, &segment.path, error))
         }
     }
-}
-
-// ===== impl Segment =====
-
-impl Segment {
-    pub(crate) fn new(
-        file: File,
-        path: PathBuf,
-        key: Option<SegmentKey>,
-        good_len: u64,
-    ) -> Result<Segment, Error> {
-        let meta = file.metadata().map_err(|source| Error::Io {
-            op: Op::Stat,
-            path: path.clone(),
-            source,
-        })?;
-        Ok(Segment {
-            file,
-            path,
-            key,
-            dev: meta.dev(),
-            ino: meta.ino(),
-            good_len,
-            dirty: false,
-        })
-    }
-}
-
-/// Opens (creating if needed) `<dir>/<name>` as an append segment: locked, its directory entry
-/// synced, a torn tail repaired.
-pub(crate) fn open_segment(
-    dir: &Path,
-    name: &str,
-    key: Option<SegmentKey>,
-) -> Result<(Segment, Option<TornTailRepair>), Error> {
-    let path = dir.join(name);
-    let (file, created) = open_log_file(&path)?;
-    lock(&file, &path)?;
-    // Synced even when the file existed: its creator may have died before syncing it; and
-    // with its ancestors, which a power cut could otherwise take away with it.
-    sync_directory_and_ancestors(dir)?;
-    let (good_len, repair) = if created {
-        (0, None)
-    } else {
-        repair_torn_tail(&file, &path, dir, name)?
-    };
-    Ok((Segment::new(file, path, key, good_len)?, repair))
 }
 
 /// A copy of `e` for one more caller: same OS error code (or kind and message).
