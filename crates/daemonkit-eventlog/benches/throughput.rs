@@ -5,8 +5,14 @@
 //!
 //! Run: `cargo bench -p daemonkit-eventlog`. Options after `--`: `--secs S` per measurement
 //! (default 2), `--rounds R` (default 3; the median is reported), `--writers 1,16,64`,
-//! `--crossings N` (default 30). With `BENCH_JSON=<file>`, one JSON object per figure is
-//! appended to the file (see docs/benchmarks.md for the names).
+//! `--crossings N` (default 30), `--designs seed,group,rotating` (a subset runs only those
+//! designs and prints raw figures, for tracing one design with `perf`). With
+//! `BENCH_JSON=<file>`, one JSON object per figure is appended to the file (see
+//! docs/benchmarks.md for the names).
+//!
+//! Beside events/s it prints syncs/s (events/s over events per sync; the seed does one per
+//! event) and CPU time per event (user + system of every thread, from `/proc/self/stat`), so
+//! that a speedup splits into batch size × sync rate and the CPU a design spends per event.
 //!
 //! Files go under Cargo's target tmp dir, which must be on a real disk, not tmpfs: on tmpfs a
 //! sync costs nothing and both designs measure only the CPU.
@@ -92,12 +98,27 @@ fn write_syscalls() -> Option<u64> {
         .and_then(|n| n.trim().parse().ok())
 }
 
+/// This process's CPU time so far (user + system, all threads), in seconds, from
+/// `/proc/self/stat` (clock ticks, 100 per second on Linux).
+fn cpu_seconds() -> Option<f64> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 /// What one measurement found.
 struct Measurement {
     /// Durable events per second.
     rate: f64,
     /// Events per `write` (so per sync), when `/proc/self/io` is readable.
     per_sync: Option<f64>,
+    /// Syncs per second (events per second over events per sync).
+    syncs: Option<f64>,
+    /// CPU time (user + system, every thread) per event, in microseconds.
+    cpu_us: Option<f64>,
 }
 
 /// Runs `writers` threads logging as fast as they can for `secs`, in an empty `dir`.
@@ -123,6 +144,7 @@ fn measure(design: Design, writers: usize, secs: f64, dir: &Path) -> Measurement
     let barrier = Barrier::new(writers + 1);
 
     let writes_before = write_syscalls();
+    let cpu_before = cpu_seconds();
     let elapsed = std::thread::scope(|s| {
         for w in 0..writers {
             let (log, stop, total, barrier) = (&log, &stop, &total, &barrier);
@@ -157,9 +179,18 @@ fn measure(design: Design, writers: usize, secs: f64, dir: &Path) -> Measurement
         (Some(before), Some(after)) if after > before => Some(events / (after - before) as f64),
         _ => None,
     };
+    let cpu_us = match (cpu_before, cpu_seconds()) {
+        (Some(before), Some(after)) if events > 0.0 => Some((after - before) * 1e6 / events),
+        _ => None,
+    };
     drop(log);
     let _ = fs::remove_dir_all(dir);
-    Measurement { rate, per_sync }
+    Measurement {
+        rate,
+        per_sync,
+        syncs: per_sync.map(|p| rate / p),
+        cpu_us,
+    }
 }
 
 /// Latency of single appends from one writer to a rotating log whose injected clock is moved
@@ -257,6 +288,8 @@ fn main() {
                 .collect()
         })
         .unwrap_or_else(|| WRITER_COUNTS.to_vec());
+    let designs = arg("--designs").unwrap_or_else(|| "seed,group,rotating".to_owned());
+    let run = |name: &str| designs.split(',').any(|d| d.trim() == name);
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("eventlog-bench");
 
     println!("daemonkit-eventlog throughput: durable events/s (median of {rounds} x {secs} s)");
@@ -270,31 +303,76 @@ fn main() {
         "{:-<7}-+-{:-<12}-+-{:-<12}-+-{:-<7}-+-{:-<9}-+-{:-<12}-+-{:-<9}",
         "", "", "", "", "", "", ""
     );
+    // Per writer count: (writers, seed syncs/s, group syncs/s, seed CPU, group CPU).
+    let mut cycles = Vec::new();
     for writers in writer_counts {
         let (mut seed, mut group, mut rotating, mut per_sync, mut paired) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut seed_syncs, mut group_syncs, mut seed_cpu, mut group_cpu) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // Group commit against the seed run just before it, per round.
+        let mut speedups = Vec::new();
         for _ in 0..rounds {
             // Interleave the designs so drift in the disk's speed hits all alike.
-            seed.push(measure(Design::Seed, writers, secs, &dir).rate);
-            let m = measure(Design::GroupCommit, writers, secs, &dir);
-            group.push(m.rate);
-            per_sync.extend(m.per_sync);
-            let r = measure(Design::Rotating, writers, secs, &dir).rate;
-            rotating.push(r);
-            // The rotating log against the plain one measured just before it: pairs cancel
-            // most of the drift of a shared disk.
-            paired.push(r / m.rate);
+            if run("seed") {
+                let m = measure(Design::Seed, writers, secs, &dir);
+                seed.push(m.rate);
+                // The seed does one write and one fsync per event.
+                seed_syncs.push(m.rate);
+                seed_cpu.extend(m.cpu_us);
+            }
+            if run("group") {
+                let m = measure(Design::GroupCommit, writers, secs, &dir);
+                group.push(m.rate);
+                if let Some(seed) = seed.last() {
+                    speedups.push(m.rate / seed);
+                }
+                per_sync.extend(m.per_sync);
+                group_syncs.extend(m.syncs);
+                group_cpu.extend(m.cpu_us);
+            }
+            if run("rotating") {
+                let r = measure(Design::Rotating, writers, secs, &dir).rate;
+                rotating.push(r);
+                // The rotating log against the plain one measured just before it: pairs
+                // cancel most of the drift of a shared disk.
+                if let Some(plain) = group.last() {
+                    paired.push(r / plain);
+                }
+            }
         }
+        let show = |xs: Vec<f64>| (!xs.is_empty()).then(|| median(xs));
+        if seed.is_empty() || group.is_empty() || rotating.is_empty() {
+            // A partial run (for tracing one design) prints what it measured, records nothing.
+            println!(
+                "{writers:>7} | seed {:?} | group {:?} | per sync {:?} | rotating {:?} | CPU us/event seed {:?} group {:?}",
+                show(seed),
+                show(group),
+                show(per_sync),
+                show(rotating),
+                show(seed_cpu),
+                show(group_cpu),
+            );
+            continue;
+        }
+        cycles.push((
+            writers,
+            median(seed_syncs),
+            show(group_syncs),
+            show(seed_cpu),
+            show(group_cpu),
+        ));
         let (seed, group, rotating) = (median(seed), median(group), median(rotating));
         let paired = median(paired);
+        let speedup = median(speedups);
         let per_sync = (!per_sync.is_empty()).then(|| median(per_sync));
         println!(
-            "{writers:>7} | {seed:>12.0} | {group:>12.0} | {:>6.1}x | {:>9} | {rotating:>12.0} | {:>8.3}x",
-            group / seed,
+            "{writers:>7} | {seed:>12.0} | {group:>12.0} | {speedup:>6.1}x | {:>9} | {rotating:>12.0} | {:>8.3}x",
             per_sync.map_or("n/a".to_owned(), |p| format!("{p:.1}")),
             paired
         );
         bench_json(&format!("events_w{writers}"), group, "events/s", Some(seed));
+        bench_json(&format!("speedup_w{writers}"), speedup, "ratio", None);
         bench_json(
             &format!("rotating_w{writers}"),
             rotating,
@@ -313,11 +391,42 @@ fn main() {
     }
 
     println!(
-        "* median of the per-round ratios (each rotating run against the plain run before it)"
+        "speedup and *: medians of the per-round ratios (group commit against the seed run just \
+         before it; rotating against the plain run just before it): pairs cancel most of the \
+         drift of a shared disk, whose sync latency moves several-fold within a minute here"
     );
+
+    // Where the speedup comes from: events per sync times syncs per second (group commit's
+    // against the seed's), and what each event costs in CPU (every thread, user + system).
+    if !cycles.is_empty() {
+        println!();
+        println!(
+            "{:>7} | {:>12} | {:>12} | {:>11} | {:>13} | {:>13}",
+            "writers", "seed syncs/s", "group syncs/s", "group/seed", "seed CPU/ev", "group CPU/ev"
+        );
+        let us = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.1} us"));
+        for (writers, seed_syncs, group_syncs, seed_cpu, group_cpu) in cycles {
+            println!(
+                "{writers:>7} | {seed_syncs:>12.0} | {:>13} | {:>11} | {:>13} | {:>13}",
+                group_syncs.map_or("n/a".to_owned(), |g| format!("{g:.0}")),
+                group_syncs.map_or("n/a".to_owned(), |g| format!("{:.2}x", g / seed_syncs)),
+                us(seed_cpu),
+                us(group_cpu)
+            );
+            if let Some(g) = group_syncs {
+                bench_json(&format!("syncs_w{writers}"), g, "syncs/s", Some(seed_syncs));
+            }
+            if let Some(g) = group_cpu {
+                bench_json(&format!("cpu_us_per_event_w{writers}"), g, "us", seed_cpu);
+            }
+        }
+    }
 
     // The rotation's own cost per batch (clock read, identity checks), without the disk:
     // one writer on tmpfs, where a sync returns at once, so the time per append is CPU.
+    if designs != "seed,group,rotating" {
+        return;
+    }
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
         let shm_dir = shm.join(format!("eventlog-bench-{}", std::process::id()));
@@ -334,7 +443,7 @@ fn main() {
         );
         println!("    plain log                        {plain:>9.2} us");
         println!(
-            "    rotating log                     {rotating:>9.2} us  ({:+.2} us per batch: clock read, fstat, lstat x2)",
+            "    rotating log                     {rotating:>9.2} us  ({:+.2} us per batch: a clock read)",
             rotating - plain
         );
         bench_json("rotating_tmpfs_append_us", rotating, "us", Some(plain));

@@ -83,7 +83,9 @@ mod file;
 mod log;
 mod reader;
 mod repair;
-mod rotate;
+mod rotating_log;
+mod rotation;
+mod segment;
 mod state_file;
 
 pub use error::{Error, NameProblem, Op};
@@ -91,5 +93,6 @@ pub use event::{Event, Field, Level};
 pub use log::{CONSENSUS_PREFIX, EventLog};
 pub use reader::{Events, read_events, read_events_from};
 pub use repair::TornTailRepair;
-pub use rotate::{Clock, EventFile, RotatingLog, Rotation, SystemClock, list_event_files};
+pub use rotating_log::RotatingLog;
+pub use rotation::{Clock, EventFile, Rotation, SystemClock, list_event_files};
 pub use state_file::{DEFAULT_MAX_LEN, StateFile, StateFileProblem};

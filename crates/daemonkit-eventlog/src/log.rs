@@ -1,19 +1,21 @@
 //! The writer: opening a log and appending events durably with group commit.
 
 use std::fmt;
-use std::fs::File;
 use std::io::{self, Write};
 use std::mem;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use crate::file::{
     absolute_dir, check_name, check_prefix, lock, open_log_file, sync_directory_and_ancestors,
 };
-use crate::repair::{TornTailRepair, repair_torn_tail};
-use crate::rotate::{Rotation, RotationCause, SegmentKey, Target};
+use crate::repair::TornTailRepair;
+use crate::rotation::{Rotation, RotationCause, Target};
+use crate::segment::{Segment, open_segment};
 use crate::{Error, Event, Op};
 
 /// The prefix the Go daemonkit gives per-operation logs: `consensus-<operationId>.jsonl`.
@@ -34,12 +36,16 @@ pub const CONSENSUS_PREFIX: &str = "consensus-";
 ///
 /// An event is acknowledged (`log` returns `Ok`) only after its line and newline have been
 /// written and `fdatasync`ed, and a newly created file's directory entry has been synced as well.
-/// Concurrent callers share syncs: while one caller writes and syncs a batch, the lines of the
-/// others queue up; when the sync finishes, one of the waiting callers writes the whole queue
-/// with one `write` and one `fdatasync`, and every caller whose line was in it returns. Each
-/// caller still returns only after its own line is durable — the guarantee of one sync per event
-/// — but a sync serves as many events as arrived while the previous one ran. A caller alone pays
-/// exactly one write and one sync, with no hand-off to another thread.
+/// Concurrent callers share syncs: their lines queue up, and one of them, the leader, writes the
+/// whole queue with one `write` and one `fdatasync`; every caller whose line was in it returns.
+/// Each caller still returns only after its own line is durable — the guarantee of one sync per
+/// event — but one sync serves every caller logging at the time. A batch is written as soon as
+/// it holds a line from each caller recently logging at once, or, if some do not come back,
+/// after a short commit delay (as long as the missing callers take to arrive at the rate
+/// callers have recently been arriving, between half the last sync and the whole sync, at most
+/// 1 ms): the callers one sync releases thereby all land in the next one, instead of splitting
+/// into two half-full batches that alternate. A caller alone pays exactly one write and one
+/// sync, with no delay and no hand-off to another thread.
 ///
 /// Lines are never interleaved or split: a batch is written by one caller at a time, with the
 /// file opened `O_APPEND`.
@@ -57,8 +63,8 @@ pub const CONSENSUS_PREFIX: &str = "consensus-";
 /// # A removed or replaced file
 ///
 /// Before writing each batch, and again after syncing it, the writer checks that its path still
-/// names the file it holds open (the open file's link count is not 0 and the path's device and
-/// inode are the open file's). If an operator's `rm`, a foreign log rotator or a pruner that
+/// names the file it holds open (an `lstat` of the path gives the open file's device and
+/// inode). If an operator's `rm`, a foreign log rotator or a pruner that
 /// ignores the lock removed or replaced it, the writer recreates the file (or opens what is now
 /// at the path, under the same rules as opening), logs a `tracing` warning with
 /// `reason = "EventLogFileReplaced"` and the path, and writes the batch there — so no event is
@@ -112,42 +118,39 @@ pub(crate) struct Inner {
     /// (kept apart from `segment`, which is held across a sync).
     current_path: Mutex<PathBuf>,
     state: Mutex<State>,
-    /// Signalled when a line is queued, for a leader gathering its batch.
-    gathered: Condvar,
+    /// Callers inside `commit` now (queued, or waiting for their batch). Atomic so that a caller
+    /// whose batch is durable returns without taking the state lock again.
+    inside: AtomicUsize,
     repair: Option<TornTailRepair>,
-}
-
-/// One open file of a log and what the writer knows about it.
-pub(crate) struct Segment {
-    /// Written only by the leader; `&File` is `Write`.
-    pub(crate) file: File,
-    pub(crate) path: PathBuf,
-    /// The file's place in a rotating set; `None` for a single-file log.
-    pub(crate) key: Option<SegmentKey>,
-    /// The identity of the inode opened, to notice the path being removed or replaced.
-    pub(crate) dev: u64,
-    pub(crate) ino: u64,
-    /// The file's length after its last durable line.
-    pub(crate) good_len: u64,
-    /// The file may hold bytes past `good_len`: rolling back a failed batch failed too, so the
-    /// next batch must first cut the file back.
-    pub(crate) dirty: bool,
 }
 
 struct State {
     /// Lines waiting for the next batch.
     queue: Vec<u8>,
-    /// The batch `queue` will be written in; its callers wait on it.
+    /// The batch `queue` will be written in.
     current: Arc<Batch>,
+    /// The callers whose lines are in `queue`, parked until `current` has an outcome; the first
+    /// is the one woken to gather the batch when a sync ends (see `write_batch`).
+    waiters: Vec<Thread>,
     /// A caller is writing and syncing a batch (without holding the lock).
     writing: bool,
+    /// When the queued batch is written even if it is not full: set when it becomes writable
+    /// (its first line queued while nobody writes, or the sync before it ended).
+    deadline: Instant,
+    /// When the queued batch became writable, and how many lines it held then.
+    opened: Instant,
+    opened_with: usize,
+    /// When the last line was queued.
+    last_arrival: Instant,
+    /// Recent time between two callers' lines arriving while a batch gathers (a moving
+    /// average): how fast released callers come back, so how long a gather should last.
+    arrival: Duration,
     /// An empty buffer kept for the next batch, so steady logging does not reallocate.
     spare: Vec<u8>,
     /// Lines in `queue`.
     queued: usize,
-    /// Callers inside `commit` now (queued or waiting for their batch).
-    inside: usize,
-    /// Recent peak of `inside`, decaying: how many callers log concurrently.
+    /// Recent peak of `Inner::inside`, decaying: how many callers log concurrently, so how many
+    /// lines make a batch full.
     peak: usize,
     /// How long the last sync took.
     last_sync: Duration,
@@ -155,10 +158,9 @@ struct State {
 
 /// One group commit: the callers whose lines are written by one `write` and one `fdatasync`.
 struct Batch {
-    /// Set once, under the state lock, when the batch is durable or has failed.
+    /// Set once, by the batch's leader, when the batch is durable or has failed; its callers
+    /// read it without the state lock.
     outcome: OnceLock<Result<(), Failure>>,
-    /// Callers in this batch wait here (with the state lock).
-    done: Condvar,
 }
 
 /// Why a batch failed. `io::Error` is not `Clone`, so each caller gets a rebuilt copy.
@@ -220,11 +222,37 @@ impl fmt::Display for Failure {
     }
 }
 
+impl State {
+    /// The queued batch becomes writable at `now`: its gather starts, and lasts as long as the
+    /// callers still expected (the peak less the lines queued) take to arrive at the recent
+    /// rate, with a quarter more for slack — at least half the last sync, at most the whole
+    /// sync (or 1 ms).
+    fn open_gather(&mut self, now: Instant) {
+        self.opened = now;
+        self.opened_with = self.queued;
+        let expected = u32::try_from(self.peak.saturating_sub(self.queued)).unwrap_or(u32::MAX);
+        let needed = self.arrival.saturating_mul(expected) * 5 / 4;
+        let (least, most) = gather_bounds(self);
+        self.deadline = now + needed.clamp(least, most);
+    }
+
+    /// Updates the arrival rate from the batch being taken for writing: the time from its
+    /// opening to its last line over the lines that arrived meanwhile (not to the write, which
+    /// may have waited out the deadline for a caller that never came).
+    fn learn_arrival(&mut self) {
+        let arrived = self.queued.saturating_sub(self.opened_with);
+        if arrived == 0 || self.peak <= 1 || self.last_arrival < self.opened {
+            return;
+        }
+        let sample = (self.last_arrival - self.opened) / u32::try_from(arrived).unwrap_or(u32::MAX);
+        self.arrival = (self.arrival * 7 + sample) / 8;
+    }
+}
+
 impl Batch {
     fn new() -> Arc<Batch> {
         Arc::new(Batch {
             outcome: OnceLock::new(),
-            done: Condvar::new(),
         })
     }
 }
@@ -406,14 +434,19 @@ impl Inner {
             state: Mutex::new(State {
                 queue: Vec::new(),
                 current: Batch::new(),
+                waiters: Vec::new(),
                 writing: false,
+                deadline: Instant::now(),
+                opened: Instant::now(),
+                opened_with: 0,
+                last_arrival: Instant::now(),
+                arrival: Duration::ZERO,
                 spare: Vec::new(),
                 queued: 0,
-                inside: 0,
                 peak: 0,
                 last_sync: Duration::ZERO,
             }),
-            gathered: Condvar::new(),
+            inside: AtomicUsize::new(0),
             repair,
         })
     }
@@ -463,80 +496,139 @@ impl Inner {
     }
 
     /// Queues `line` and returns once the batch holding it is durable (or has failed).
+    ///
+    /// # How callers share a sync
+    ///
+    /// A batch is written by one of its own callers, the leader, while the others sleep
+    /// (`thread::park`) until the leader has published the outcome and woken them one by one
+    /// (`unpark`): a woken caller reads the outcome without the state lock and returns, so the
+    /// wake-ups after a sync do not all queue on one mutex that the leader needs as well.
+    ///
+    /// Who writes the queued batch, and when:
+    /// * the caller whose line makes the batch full (as many lines as callers recently logging
+    ///   at once, `peak`) writes it at once, if nobody is writing — so when every caller is
+    ///   back, the sync starts with no thread to wake;
+    /// * otherwise it is written at its deadline (`State::open_gather`), by the caller that
+    ///   waits for the deadline (the commit delay): the callers the last sync
+    ///   released have that long to queue their next lines into it, instead of splitting into
+    ///   two half-full batches that alternate;
+    /// * a leader whose sync ends with a full batch queued writes it too, once, before
+    ///   returning (its caller waits at most one more sync), saving the hand-off.
+    ///
+    /// A lone caller (`peak` 1) is always full: one write and one sync, no waiting, no wake-up.
     fn commit(&self, line: &[u8]) -> Result<(), Error> {
+        let inside = self.inside.fetch_add(1, Ordering::Relaxed) + 1;
         let mut state = self.lock_state();
+        let now = Instant::now();
+        if state.queue.is_empty() && !state.writing {
+            state.open_gather(now);
+        }
+        state.last_arrival = now;
         state.queue.extend_from_slice(line);
         state.queued += 1;
-        state.inside += 1;
-        state.peak = state.peak.max(state.inside);
-        self.gathered.notify_one();
-        self.wait_durable(state)
+        state.peak = state.peak.max(inside);
+        state.waiters.push(thread::current());
+        let batch = Arc::clone(&state.current);
+        let outcome = self.wait_durable(state, &batch);
+        self.inside.fetch_sub(1, Ordering::Relaxed);
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(failure) => Err(failure.to_error()),
+        }
     }
 
-    /// Waits until the batch holding the line just queued is durable, leading it when
-    /// nobody else is writing.
-    fn wait_durable<'a>(&'a self, mut state: MutexGuard<'a, State>) -> Result<(), Error> {
-        let batch = Arc::clone(&state.current);
-        let mut led = false;
+    /// Waits until `batch`, which holds the line just queued, has an outcome, leading it when
+    /// it is full or due and nobody else is writing.
+    fn wait_durable<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
+        batch: &'a Arc<Batch>,
+    ) -> &'a Result<(), Failure> {
         loop {
             if let Some(outcome) = batch.outcome.get() {
-                // A leader whose line is durable writes the batch that queued up during its
-                // sync before returning, once: the next sync starts at once instead of after
-                // a waiter has been woken and scheduled, which on a fast disk is as long as
-                // the sync itself. Its caller waits at most one more sync.
-                if led && !state.writing && !state.queue.is_empty() {
-                    state = self.write_batch(state);
-                }
-                state.inside -= 1;
-                return match outcome {
-                    Ok(()) => Ok(()),
-                    Err(failure) => Err(failure.to_error()),
-                };
+                return outcome;
             }
-            // Lead when nobody is writing and our line is still queued. A leader only ever writes
-            // the batch holding its own line, so it returns as soon as that line is durable.
-            if !state.writing && Arc::ptr_eq(&state.current, &batch) {
-                state = self.gather(state);
-                if !state.writing && Arc::ptr_eq(&state.current, &batch) {
-                    state = self.write_batch(state);
-                    led = true;
+            if !state.writing && Arc::ptr_eq(&state.current, batch) {
+                let now = Instant::now();
+                if state.queued >= state.peak || now >= state.deadline {
+                    self.lead(state);
+                    // A leader writes the batch holding its own line first: it has an outcome.
+                    if let Some(outcome) = batch.outcome.get() {
+                        return outcome;
+                    }
+                    state = self.lock_state();
+                    continue;
                 }
-                continue;
+                // Gather: wait for the batch to fill (its last caller then leads it) or for its
+                // deadline. Only the batch's first caller keeps the deadline (and leads at it);
+                // the others sleep until the outcome, so a batch that fills early costs one
+                // timer wake-up, not one per caller.
+                let gatherer = state
+                    .waiters
+                    .first()
+                    .is_some_and(|first| first.id() == thread::current().id());
+                let wait = state.deadline - now;
+                drop(state);
+                if gatherer {
+                    thread::park_timeout(wait);
+                } else {
+                    thread::park();
+                }
+            } else {
+                // Woken (unparked) when the batch has an outcome, or when the sync before it
+                // ended and this caller is to gather it. No wake-up can be lost: the caller is
+                // in `waiters` (pushed under the lock with its line), and an `unpark` that
+                // comes before the `park` makes the `park` return at once.
+                drop(state);
+                thread::park();
             }
-            // No wake-up can be lost: the leader sets the outcome and notifies under the lock we
-            // release atomically here.
-            state = batch
-                .done
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            // Spurious wake-ups and timeouts land here too: look again, without the lock when
+            // the outcome is there.
+            if let Some(outcome) = batch.outcome.get() {
+                return outcome;
+            }
+            state = self.lock_state();
         }
     }
 
-    /// Commit delay: when callers have recently been logging concurrently and fewer are
-    /// queued, wait up to a quarter of a sync for the callers the last sync released to
-    /// queue their next lines, so they share this sync instead of alternating between two
-    /// half-full ones. A lone caller never waits (the peak is 1).
-    fn gather<'a>(&'a self, state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        if state.peak <= 1 || state.queued >= state.peak {
-            return state;
+    /// Writes the queued batch, publishes its outcome and wakes its callers; then writes the
+    /// next batch as well if it is already full (once), or wakes a caller to gather it.
+    fn lead(&self, state: MutexGuard<'_, State>) {
+        let state = self.write_batch(state, Next::Continue);
+        // Judged again under the lock: a caller may have taken the batch meanwhile, or the peak
+        // may have grown past it.
+        if state.writing || state.queue.is_empty() {
+            return;
         }
-        let wait = (state.last_sync / 4).min(Duration::from_millis(1));
-        let (state, _) = self
-            .gathered
-            .wait_timeout_while(state, wait, |s| s.queued < s.peak)
-            .unwrap_or_else(PoisonError::into_inner);
-        state
+        if state.queued >= state.peak {
+            drop(self.write_batch(state, Next::HandOff));
+        } else if let Some(gatherer) = state.waiters.first().cloned() {
+            // Not full after all: one of its callers gathers it until its deadline.
+            drop(state);
+            gatherer.unpark();
+        }
     }
 
-    /// Writes and syncs the queued batch without holding the lock, then publishes the outcome.
-    fn write_batch<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    /// Writes and syncs the queued batch without holding the lock, publishes the outcome and
+    /// wakes the batch's callers. If lines queued meanwhile, the next batch becomes writable
+    /// now (its deadline starts), and one of its callers is woken to gather it — unless it is
+    /// already full and `next` says the leader writes it itself. Returns the state locked again.
+    fn write_batch<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
+        next: Next,
+    ) -> MutexGuard<'a, State> {
         let spare = mem::take(&mut state.spare);
         let mut bytes = mem::replace(&mut state.queue, spare);
         let batch = mem::replace(&mut state.current, Batch::new());
+        let waiters = mem::take(&mut state.waiters);
         state.writing = true;
+        state.learn_arrival();
         state.queued = 0;
-        // Let the peak decay, so a burst long gone does not keep delaying batches.
-        state.peak = state.inside.max(state.peak - state.peak / 8);
+        // Let the peak decay by an eighth (at least one) per batch, so a burst long gone does
+        // not keep delaying batches; it never falls below the callers inside now.
+        let inside = self.inside.load(Ordering::Relaxed);
+        state.peak = inside.max(decayed(state.peak));
         drop(state);
 
         let started = Instant::now();
@@ -546,18 +638,33 @@ impl Inner {
             self.write_durable(&mut segment, &bytes)
         };
         let took = started.elapsed();
+        // `set` cannot fail: only the leader that took `batch` out of the state sets its outcome.
+        let _ = batch.outcome.set(result);
 
         bytes.clear();
         let mut state = self.lock_state();
         state.spare = bytes;
         state.writing = false;
         state.last_sync = took;
-        // `set` cannot fail: only the leader that took `batch` out of the state sets its outcome.
-        let _ = batch.outcome.set(result);
-        batch.done.notify_all();
-        // Hand the lead to one caller of the next batch, if any is waiting.
-        state.current.done.notify_one();
-        state
+        let mut gatherer = None;
+        if !state.queue.is_empty() {
+            state.open_gather(Instant::now());
+            let full = state.queued >= state.peak;
+            if !(full && matches!(next, Next::Continue)) {
+                gatherer = state.waiters.first().cloned();
+            }
+        }
+        drop(state);
+        // Woken outside the lock: each caller reads the outcome and returns without it. (The
+        // leader's own entry is skipped: it is awake.)
+        let me = thread::current().id();
+        for waiter in waiters.iter().filter(|w| w.id() != me) {
+            waiter.unpark();
+        }
+        if let Some(gatherer) = gatherer {
+            gatherer.unpark();
+        }
+        self.lock_state()
     }
 
     /// Makes `bytes` durable in the file the log should write now: switches files first when
@@ -640,27 +747,51 @@ impl Inner {
     }
 }
 
+/// `peak` after one batch: an eighth less, and at least one less, so that any burst is
+/// forgotten within a few batches (an eighth alone, rounded down, stops at 7).
+fn decayed(peak: usize) -> usize {
+    peak.saturating_sub((peak / 8).max(1))
+}
+
+/// What a leader does about a full batch queued during its sync.
+#[derive(Clone, Copy)]
+enum Next {
+    /// Leave it to the leader, which writes it at once.
+    Continue,
+    /// Wake one of its callers to write it.
+    HandOff,
+}
+
+/// The bounds of the commit delay (see `State::open_gather`): half the last sync and the
+/// whole sync (at most 1 ms); nothing when one caller logs alone.
+fn gather_bounds(state: &State) -> (Duration, Duration) {
+    if state.peak <= 1 {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    let most = state.last_sync.min(Duration::from_millis(1));
+    (most / 2, most)
+}
+
 /// Why the leader switched files.
 enum Switch {
     Rotated(RotationCause),
     Replaced(String),
 }
 
-/// Whether `segment`'s path no longer names its open file: the file was unlinked (link count 0)
-/// or the path now names another inode (or nothing).
+/// Whether `segment`'s path no longer names its open file: the path names another inode, or
+/// nothing (the file was removed or renamed away).
+///
+/// One `lstat` of the path answers it: while the log holds the file open its inode cannot be
+/// freed and its number reused, so a path that names the same device and inode names this very
+/// file, which therefore still has a link. (An `fstat` of the open file for its link count, as
+/// earlier versions also did, adds nothing and was dropped: one system call fewer before each
+/// write and after each sync.)
 fn replaced(segment: &Segment) -> Result<Option<String>, Failure> {
-    let open = segment
-        .file
-        .metadata()
-        .map_err(|e| Failure::io(Op::Stat, &segment.path, e))?;
-    if open.nlink() == 0 {
-        return Ok(Some("the open file was unlinked (link count 0)".to_owned()));
-    }
     match std::fs::symlink_metadata(&segment.path) {
         Ok(named) if named.dev() == segment.dev && named.ino() == segment.ino => Ok(None),
         Ok(_) => Ok(Some("the path now names another file".to_owned())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Some(
-            "the path names nothing (the file was renamed away)".to_owned(),
+            "the path names nothing (the file was removed or renamed away)".to_owned(),
         )),
         Err(e) => Err(Failure::io(Op::Stat, &segment.path, e)),
     }
@@ -704,57 +835,81 @@ fn append(segment: &mut Segment, bytes: &[u8]) -> Result<(), Failure> {
     }
 }
 
-// ===== impl Segment =====
-
-impl Segment {
-    pub(crate) fn new(
-        file: File,
-        path: PathBuf,
-        key: Option<SegmentKey>,
-        good_len: u64,
-    ) -> Result<Segment, Error> {
-        let meta = file.metadata().map_err(|source| Error::Io {
-            op: Op::Stat,
-            path: path.clone(),
-            source,
-        })?;
-        Ok(Segment {
-            file,
-            path,
-            key,
-            dev: meta.dev(),
-            ino: meta.ino(),
-            good_len,
-            dirty: false,
-        })
-    }
-}
-
-/// Opens (creating if needed) `<dir>/<name>` as an append segment: locked, its directory entry
-/// synced, a torn tail repaired.
-pub(crate) fn open_segment(
-    dir: &Path,
-    name: &str,
-    key: Option<SegmentKey>,
-) -> Result<(Segment, Option<TornTailRepair>), Error> {
-    let path = dir.join(name);
-    let (file, created) = open_log_file(&path)?;
-    lock(&file, &path)?;
-    // Synced even when the file existed: its creator may have died before syncing it; and
-    // with its ancestors, which a power cut could otherwise take away with it.
-    sync_directory_and_ancestors(dir)?;
-    let (good_len, repair) = if created {
-        (0, None)
-    } else {
-        repair_torn_tail(&file, &path, dir, name)?
-    };
-    Ok((Segment::new(file, path, key, good_len)?, repair))
-}
-
 /// A copy of `e` for one more caller: same OS error code (or kind and message).
 fn clone_io_error(e: &io::Error) -> io::Error {
     match e.raw_os_error() {
         Some(code) => io::Error::from_raw_os_error(code),
         None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(peak: usize, last_sync: Duration) -> State {
+        let now = Instant::now();
+        State {
+            queue: Vec::new(),
+            current: Batch::new(),
+            waiters: Vec::new(),
+            writing: false,
+            deadline: now,
+            opened: now,
+            opened_with: 0,
+            last_arrival: now,
+            arrival: Duration::ZERO,
+            spare: Vec::new(),
+            queued: 0,
+            peak,
+            last_sync,
+        }
+    }
+
+    #[test]
+    fn a_gather_lasts_as_long_as_the_missing_callers_take_within_half_a_sync_and_a_sync() {
+        let sync = Duration::from_micros(400);
+        let mut s = state(16, sync);
+        // 10 lines arrived 10 us apart after the batch opened: 10 us per line.
+        let opened = Instant::now();
+        s.opened = opened;
+        s.queued = 10;
+        s.last_arrival = opened + Duration::from_micros(100);
+        for _ in 0..64 {
+            s.learn_arrival();
+        }
+        assert!(s.arrival.abs_diff(Duration::from_micros(10)) < Duration::from_micros(1));
+
+        // 16 expected at 10 us, plus a quarter: 200 us, inside [200, 400].
+        s.queued = 0;
+        let now = Instant::now();
+        s.open_gather(now);
+        assert_eq!(s.deadline - now, Duration::from_micros(200));
+        // 64 expected would take 800 us: capped at the sync.
+        s.peak = 64;
+        s.open_gather(now);
+        assert_eq!(s.deadline - now, sync);
+        // Only 4 still expected: 50 us, raised to half the sync.
+        s.queued = 60;
+        s.open_gather(now);
+        assert_eq!(s.deadline - now, sync / 2);
+        // Alone: no delay.
+        let mut alone = state(1, sync);
+        alone.open_gather(now);
+        assert_eq!(alone.deadline, now);
+    }
+
+    #[test]
+    fn a_burst_is_forgotten_within_a_few_dozen_batches() {
+        let mut peak = 64;
+        let mut batches = 0;
+        while peak > 1 {
+            peak = decayed(peak);
+            batches += 1;
+        }
+        assert!(batches <= 30, "took {batches} batches");
+        // An eighth rounded down would stop at 7 and delay every later lone caller.
+        assert_eq!(decayed(7), 6);
+        assert_eq!(decayed(1), 0);
     }
 }

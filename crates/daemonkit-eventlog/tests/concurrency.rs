@@ -37,6 +37,38 @@ fn sixteen_threads_logging_a_thousand_events_each_all_land_whole() {
     }
 }
 
+/// Batches that never fill: writers pause between events, some stop early, and one logs
+/// alone after the burst. Each partial batch must still be written (by its deadline, or by a
+/// caller woken to gather it), or a caller would wait forever and the test would hang.
+#[test]
+fn writers_that_pause_or_stop_still_get_every_event_written() {
+    const THREADS: usize = 12;
+    let dir = common::fast_tempdir();
+    let log = EventLog::open_append(dir.path(), "events.jsonl").unwrap();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let log = &log;
+            s.spawn(move || {
+                // Thread t logs 10 + 10 t events, so the crowd thins out as threads finish.
+                for i in 0..10 + 10 * t {
+                    log.log(&common::event(format!("{t}-{i}"))).unwrap();
+                    if (t + i) % 3 == 0 {
+                        std::thread::sleep(std::time::Duration::from_micros(300));
+                    }
+                }
+            });
+        }
+    });
+    // Alone now, after a burst of twelve: still written, one by one.
+    for i in 0..20 {
+        log.log(&common::event(format!("alone-{i}"))).unwrap();
+    }
+    let messages = common::messages(log.path());
+    let expected = (0..THREADS).map(|t| 10 + 10 * t).sum::<usize>() + 20;
+    assert_eq!(messages.len(), expected);
+    assert_eq!(messages.iter().collect::<HashSet<_>>().len(), expected);
+}
+
 #[test]
 fn each_thread_sees_its_own_events_in_the_order_it_logged_them() {
     let dir = common::fast_tempdir();
