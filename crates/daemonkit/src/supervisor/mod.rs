@@ -267,7 +267,7 @@ impl Supervisor {
                 // `start` returns is not refused.
                 entry.control.set_supervised(true);
                 let control = MonitorControl {
-                    name: name.clone(),
+                    name,
                     shared: entry.control.clone(),
                 };
                 let task = tokio::spawn(supervise::supervise(
@@ -277,7 +277,7 @@ impl Supervisor {
                     entry.control,
                     token.clone(),
                 ));
-                (name, task, control)
+                (task, control)
             })
             .collect();
         Running {
@@ -297,7 +297,8 @@ impl Supervisor {
 #[must_use = "dropping a Running cancels its monitors at once; call `shutdown` to wait for them"]
 pub struct Running {
     token: CancellationToken,
-    tasks: Vec<(Arc<str>, JoinHandle<()>, MonitorControl)>,
+    /// Each monitor's task, and its control (which also names it).
+    tasks: Vec<(JoinHandle<()>, MonitorControl)>,
     tracker: StatusTracker,
 }
 
@@ -339,8 +340,8 @@ impl Running {
     pub fn control(&self, name: &str) -> Option<MonitorControl> {
         self.tasks
             .iter()
-            .find(|(n, _, _)| n.as_ref() == name)
-            .map(|(_, _, control)| control.clone())
+            .find(|(_, control)| control.name() == name)
+            .map(|(_, control)| control.clone())
     }
 
     /// Cancels every monitor, waits until each supervise task has finished or `timeout`
@@ -355,7 +356,8 @@ impl Running {
         let mut tasks = std::mem::take(&mut self.tasks);
         let mut report = ShutdownReport::default();
         let deadline = tokio::time::Instant::now() + timeout;
-        for (name, task, _) in tasks.iter_mut() {
+        for (task, control) in tasks.iter_mut() {
+            let name = control.name();
             match tokio::time::timeout_at(deadline, &mut *task).await {
                 Ok(Ok(())) => {}
                 Ok(Err(join)) => {
