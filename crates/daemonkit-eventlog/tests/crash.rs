@@ -7,13 +7,10 @@
 mod common;
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fs;
-use std::hash::{BuildHasher, RandomState};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::io::Write;
+use std::path::PathBuf;
 
 use daemonkit_eventlog::{EventLog, read_events};
 
@@ -48,62 +45,6 @@ fn crash_child() {
     });
 }
 
-fn random_below(n: u64) -> u64 {
-    RandomState::new().hash_one(std::time::SystemTime::now()) % n
-}
-
-/// Starts the child, kills it with SIGKILL after a random number of acknowledgements, and
-/// returns every id it acknowledged.
-fn run_child_until_killed(dir: &Path, run: usize) -> Vec<String> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "crash_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(DIR_ENV, dir)
-        .env(RUN_ENV, run.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(id) = line.strip_prefix("ACK ") {
-                let _ = tx.send(id.to_owned());
-            }
-        }
-    });
-
-    let kill_after = 1 + random_below(400);
-    let mut acked = Vec::new();
-    while (acked.len() as u64) < kill_after {
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(id) => acked.push(id),
-            Err(e) => {
-                let _ = child.kill();
-                panic!(
-                    "child stopped acknowledging after {} events: {e}",
-                    acked.len()
-                );
-            }
-        }
-    }
-    // Then a random fraction of a sync, so the kill does not always land right after an ack.
-    std::thread::sleep(Duration::from_micros(random_below(3_000)));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    reader.join().unwrap();
-    // Acknowledgements already in the pipe when the child died count too.
-    acked.extend(rx.try_iter());
-    acked
-}
-
 #[test]
 fn acknowledged_events_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
@@ -111,7 +52,15 @@ fn acknowledged_events_survive_sigkill() {
     let mut all_acked: Vec<String> = Vec::new();
     let mut torn_runs = 0;
     for run in 0..RUNS {
-        all_acked.extend(run_child_until_killed(dir.path(), run));
+        all_acked.extend(common::run_child_until_killed(
+            "crash_child",
+            &[
+                (DIR_ENV, dir.path().as_os_str()),
+                (RUN_ENV, OsStr::new(&run.to_string())),
+            ],
+            400,
+            3_000,
+        ));
 
         let before = fs::read(&path).unwrap();
         let torn = before.last().is_some_and(|&b| b != b'\n');

@@ -9,14 +9,12 @@
 mod common;
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs;
-use std::hash::{BuildHasher, RandomState};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::num::NonZeroU64;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Instant;
 
 use daemonkit_eventlog::{RotatingLog, Rotation, list_event_files, read_events};
 
@@ -65,64 +63,21 @@ fn rotating_crash_child() {
     });
 }
 
-fn random_below(n: u64) -> u64 {
-    RandomState::new().hash_one(std::time::SystemTime::now()) % n
-}
-
-fn run_child_until_killed(dir: &Path, run: usize) -> Vec<String> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "rotating_crash_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(DIR_ENV, dir)
-        .env(RUN_ENV, run.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(id) = line.strip_prefix("ACK ") {
-                let _ = tx.send(id.to_owned());
-            }
-        }
-    });
-    let kill_after = 1 + random_below(300);
-    let mut acked = Vec::new();
-    while (acked.len() as u64) < kill_after {
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(id) => acked.push(id),
-            Err(e) => {
-                let _ = child.kill();
-                panic!(
-                    "child stopped acknowledging after {} events: {e}",
-                    acked.len()
-                );
-            }
-        }
-    }
-    std::thread::sleep(Duration::from_micros(random_below(3_000)));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    reader.join().unwrap();
-    acked.extend(rx.try_iter());
-    acked
-}
-
 #[test]
 fn acknowledged_events_survive_sigkill_during_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let mut all_acked: Vec<String> = Vec::new();
     let (mut torn_runs, mut files_seen) = (0, 0);
     for run in 0..RUNS {
-        all_acked.extend(run_child_until_killed(dir.path(), run));
+        all_acked.extend(common::run_child_until_killed(
+            "rotating_crash_child",
+            &[
+                (DIR_ENV, dir.path().as_os_str()),
+                (RUN_ENV, OsStr::new(&run.to_string())),
+            ],
+            300,
+            3_000,
+        ));
 
         // Only the file being written when the child died can end in a partial line.
         let files = list_event_files(dir.path(), "events").unwrap();

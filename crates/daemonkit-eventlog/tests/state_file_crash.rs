@@ -7,12 +7,9 @@
 //! the state back after each kill. (A kill leaves the page cache intact; what a power cut does is
 //! the power-cut harness's test, `crates/powercut/tests/state_file.rs`.)
 
-use std::hash::{BuildHasher, RandomState};
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use daemonkit_eventlog::StateFile;
 
@@ -62,57 +59,20 @@ fn state_writer_child() {
     }
 }
 
-fn random_below(n: u64) -> u64 {
-    RandomState::new().hash_one(std::time::SystemTime::now()) % n
-}
-
 /// Starts the child, kills it with SIGKILL after a random number of acknowledgements (and a
-/// random fraction of a write more), and returns the last generation it acknowledged.
+/// random fraction of a write more: a write takes two fsyncs, a few ms), and returns the
+/// last generation it acknowledged.
 fn run_child_until_killed(dir: &Path) -> u64 {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "state_writer_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(DIR_ENV, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(n) = line
-                .strip_prefix("ACK ")
-                .and_then(|n| n.parse::<u64>().ok())
-            {
-                let _ = tx.send(n);
-            }
-        }
-    });
-    let kill_after = 1 + random_below(20);
-    let mut last = 0;
-    for _ in 0..kill_after {
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(n) => last = n,
-            Err(e) => {
-                let _ = child.kill();
-                panic!("child stopped acknowledging after generation {last}: {e}");
-            }
-        }
-    }
-    // A write takes two fsyncs (a few ms): land the kill anywhere inside one.
-    std::thread::sleep(Duration::from_micros(random_below(8_000)));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    reader.join().unwrap();
-    // Acknowledgements already in the pipe when the child died count too.
-    rx.try_iter().fold(last, u64::max)
+    common::run_child_until_killed(
+        "state_writer_child",
+        &[(DIR_ENV, dir.as_os_str())],
+        20,
+        8_000,
+    )
+    .iter()
+    .map(|n| n.parse::<u64>().expect("a generation number"))
+    .max()
+    .unwrap_or(0)
 }
 
 #[test]

@@ -430,7 +430,10 @@ fn serve(socket: &Path) {
         let _reporting = std::env::var_os(REPORTING_ENV).is_some().then(|| {
             let link = tracker
                 .register_reporting("monitor-10", || {
-                    Err(StatusError::new("UpstreamDown", "dial 10.0.0.7:443: refused"))
+                    Err(StatusError::new(
+                        "UpstreamDown",
+                        "dial 10.0.0.7:443: refused",
+                    ))
                 })
                 .expect("a unique name");
             link.set_state(MonitorState::Running);

@@ -1,9 +1,76 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test file uses a different subset
 
+use std::ffi::OsStr;
+use std::hash::{BuildHasher, RandomState};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use daemonkit_eventlog::{Event, Level, read_events};
+
+/// A number in `0..n`, different on each call.
+pub fn random_below(n: u64) -> u64 {
+    RandomState::new().hash_one(std::time::SystemTime::now()) % n
+}
+
+/// Runs this test binary's ignored test `child` as a child process with `envs`, kills it
+/// with SIGKILL after `1 + random_below(kill_within)` acknowledgements (`ACK <id>` lines
+/// on its stdout) and then up to `tail_micros` more (so the kill does not always land
+/// right after an ack: make it a sync or a write), and returns every id it acknowledged,
+/// those still in the pipe included.
+pub fn run_child_until_killed(
+    child: &str,
+    envs: &[(&str, &OsStr)],
+    kill_within: u64,
+    tail_micros: u64,
+) -> Vec<String> {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            child,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(id) = line.strip_prefix("ACK ") {
+                let _ = tx.send(id.to_owned());
+            }
+        }
+    });
+    let kill_after = 1 + random_below(kill_within);
+    let mut acked = Vec::new();
+    while (acked.len() as u64) < kill_after {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(id) => acked.push(id),
+            Err(e) => {
+                let _ = child.kill();
+                panic!(
+                    "child stopped acknowledging after {} events: {e}",
+                    acked.len()
+                );
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_micros(random_below(tail_micros)));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    reader.join().unwrap();
+    acked.extend(rx.try_iter());
+    acked
+}
 
 /// An event with every field set; `msg` tells events apart.
 pub fn event(msg: impl Into<String>) -> Event {
