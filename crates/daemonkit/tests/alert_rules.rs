@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use daemonkit::server::ControlPlane;
 use daemonkit::{MonitorState, StatusTracker};
 use serde_json::Value;
-use server_support::{Server, request, socket_dir};
+use server_support::{Server, request, sample, socket_dir};
 
 /// The promtool unit-test files, each run by the test named for its alert below.
 const TEST_FILES: [&str; 5] = [
@@ -217,14 +217,6 @@ fn tracker() -> (StatusTracker, daemonkit::MonitorHandle) {
         .unwrap()
         .set_state(MonitorState::Running);
     (tracker, flaky)
-}
-
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test]

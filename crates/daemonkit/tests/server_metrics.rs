@@ -11,7 +11,7 @@ use daemonkit::server::ControlPlane;
 use daemonkit::{MonitorState, StatusTracker};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
-use server_support::{Server, socket_dir};
+use server_support::{Server, sample, socket_dir};
 
 /// A tracker with one monitor in each interesting state.
 fn tracker() -> (StatusTracker, daemonkit::MonitorHandle) {
@@ -41,15 +41,6 @@ async fn scrape(server: &Server) -> String {
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
     res.text().to_owned()
-}
-
-/// The value of the sample `name{labels}` (labels written as in the exposition).
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test]

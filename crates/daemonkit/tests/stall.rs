@@ -11,7 +11,7 @@ use std::time::Duration;
 use daemonkit::server::ControlPlane;
 use daemonkit::stall::StallDetector;
 use daemonkit::{Daemon, ErrorKind, monitor_fn};
-use server_support::{Server, request, socket_dir};
+use server_support::{Server, request, sample, socket_dir};
 use tokio_util::sync::CancellationToken;
 
 fn detector(interval_ms: u64, threshold_ms: u64) -> StallDetector {
@@ -181,15 +181,6 @@ fn the_stats_serialise_with_seconds_and_an_rfc3339_time() {
             "threshold_seconds": 1.0,
         })
     );
-}
-
-/// The value of the sample `series` in a Prometheus text exposition.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test]

@@ -349,3 +349,13 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for GlobalCapture {
         }
     }
 }
+
+/// The value of the sample `series` (`name{labels}`, labels written as in the exposition)
+/// in a Prometheus text exposition; panics, showing the text, when there is none.
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+        .parse()
+        .unwrap()
+}
