@@ -75,11 +75,12 @@ fn main() {
     if run("steady") {
         let steady = root.join("steady");
         create(&steady, now, 0);
-        let pass = || {
+        let unlisted = pruner.clone().list_kept(false);
+        let pass = |pruner: &Pruner, listed: usize| {
             let report = pruner
                 .prune_at(&steady, &pattern, FILES, now)
                 .expect("prune");
-            assert_eq!(report.kept.len(), FILES);
+            assert_eq!((report.kept.len(), report.kept_count), (listed, FILES));
             assert!(report.removed.is_empty());
         };
         let raw_floor = || assert_eq!(black_box(list_raw(&steady)), FILES);
@@ -88,14 +89,15 @@ fn main() {
             assert_eq!(black_box(entries), FILES);
         };
         // Interleaved rounds (the order rotates each round), so that a burst of load from
-        // another process falls on all three alike.
-        let mut rounds: [Vec<Timing>; 3] = Default::default();
+        // another process falls on all four alike.
+        let mut rounds: [Vec<Timing>; 4] = Default::default();
         for round in 0..=STEADY_RUNS {
-            for k in 0..3 {
-                let which = (round + k) % 3;
+            for k in 0..4 {
+                let which = (round + k) % 4;
                 let t = match which {
-                    0 => measure(pass),
-                    1 => measure(raw_floor),
+                    0 => measure(|| pass(&pruner, FILES)),
+                    1 => measure(|| pass(&unlisted, 0)),
+                    2 => measure(raw_floor),
                     _ => measure(std_floor),
                 };
                 // Round 0 is the warm-up (page cache, allocator).
@@ -104,7 +106,7 @@ fn main() {
                 }
             }
         }
-        let [ours, floor, std_floor] = rounds.map(median);
+        let [ours, ours_unlisted, floor, std_floor] = rounds.map(median);
         let base = time_runs(STEADY_RUNS, || {
             let outcome = naive.prune(&steady, FILES, now, false);
             assert_eq!(outcome, (0, FILES));
@@ -117,6 +119,15 @@ fn main() {
                 "-> {:.2}x wall, {:.2}x cpu the listing floor",
                 ratio(ours.wall, floor.wall),
                 ratio(ours.cpu, floor.cpu)
+            ),
+        );
+        row(
+            "same, list_kept(false)",
+            ours_unlisted,
+            &format!(
+                "-> {:.2}x wall, {:.2}x cpu the listing floor",
+                ratio(ours_unlisted.wall, floor.wall),
+                ratio(ours_unlisted.cpu, floor.cpu)
             ),
         );
         row(
@@ -140,6 +151,12 @@ fn main() {
         );
         println!();
         bench_json("prune_steady_ms", ms(ours.wall), "ms", Some(ms(floor.wall)));
+        bench_json(
+            "prune_steady_unlisted_ms",
+            ms(ours_unlisted.wall),
+            "ms",
+            Some(ms(floor.wall)),
+        );
         bench_json("prune_steady_naive_ms", ms(base.wall), "ms", None);
         std::fs::remove_dir_all(&steady).expect("clean steady dir");
     }

@@ -1,7 +1,7 @@
 //! The two-pass pruner.
 
 use std::cmp::Ordering;
-use std::ffi::{CStr, CString, OsStr, OsString};
+use std::ffi::{CStr, OsStr, OsString};
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -126,6 +126,7 @@ pub struct Pruner {
     threads: usize,
     probe_locks: bool,
     protected: Vec<OsString>,
+    list_kept: bool,
 }
 
 /// A removal batch is split over threads only in chunks at least this large.
@@ -149,6 +150,7 @@ impl Pruner {
             threads: default_threads(),
             probe_locks: true,
             protected: Vec::new(),
+            list_kept: true,
         }
     }
 
@@ -165,6 +167,21 @@ impl Pruner {
         if let Some(name) = path.as_ref().file_name() {
             self.protected.push(name.to_owned());
         }
+        self
+    }
+
+    /// Whether the report lists the kept files by name (default `true`).
+    ///
+    /// With `false`, [`Report::kept`] stays empty and only
+    /// [`Report::kept_count`] says how many files were kept; every other list is
+    /// unchanged. A pass over a directory of 100,000 files, nothing to remove, is
+    /// then about 15 % cheaper: the names of the files it keeps — every name in
+    /// the steady state — are the only ones the pass would otherwise copy out of
+    /// the listing, one allocation each (see docs/benchmarks.md). For a daemon
+    /// pruning on a schedule, which logs counts, not names.
+    #[must_use]
+    pub fn list_kept(mut self, list: bool) -> Pruner {
+        self.list_kept = list;
         self
     }
 
@@ -267,8 +284,9 @@ impl Pruner {
         };
         // The whole listing is read before anything is removed: a listing that
         // fails part-way aborts the pass with nothing done.
-        let candidates = list(&pass, pattern)?;
+        let listing = list(&pass, pattern)?;
         let mut report = Report::new(dir, self.dry_run);
+        let candidates = listing.candidates(&pass);
 
         // Pass 1: the strategy. Every file is judged before any is removed;
         // judged files leave `candidates` in place, so what is left is what the
@@ -329,10 +347,13 @@ impl Pruner {
                 .collect();
             self.remove(&pass, over_cap, RemovalReason::OverCap, &mut report);
         }
-        report.kept = candidates
-            .into_iter()
-            .map(|candidate| os_name(candidate.into_c_name()))
-            .collect();
+        report.kept_count = candidates.len();
+        if self.list_kept {
+            report.kept = candidates
+                .iter()
+                .map(|candidate| os_name(candidate.c_name()))
+                .collect();
+        }
 
         tracing::info!(
             reason = "PruneCompleted",
@@ -341,7 +362,7 @@ impl Pruner {
             keep,
             dry_run = self.dry_run,
             removed = report.removed.len(),
-            kept = report.kept.len(),
+            kept = report.kept_count,
             protected = report.protected.len(),
             failures = report.failures.len(),
             vanished = report.vanished.len(),
@@ -359,7 +380,7 @@ impl Pruner {
     fn remove(
         &self,
         pass: &PassContext<'_>,
-        batch: Vec<Listed>,
+        batch: Vec<Listed<'_>>,
         reason: RemovalReason,
         report: &mut Report,
     ) {
@@ -371,7 +392,7 @@ impl Pruner {
         by_position.sort_unstable_by_key(|&i| batch[i].position);
         let items: Vec<(&CStr, Identity)> = by_position
             .iter()
-            .map(|&i| (batch[i].name.as_c_str(), batch[i].identity))
+            .map(|&i| (batch[i].name, batch[i].identity))
             .collect();
         let check = Check {
             probe_locks: self.probe_locks,
@@ -458,9 +479,9 @@ impl Pruner {
 
 /// A file on its way to removal: its place in the listing, its name and the
 /// identity it was judged with.
-struct Listed {
+struct Listed<'a> {
     position: usize,
-    name: CString,
+    name: &'a CStr,
     identity: Identity,
 }
 
@@ -491,15 +512,15 @@ enum Step {
 /// Takes the identity of a candidate about to be removed; a candidate whose
 /// identity cannot be read is protected (or vanished), one whose type changed
 /// since the listing is `changed`.
-fn judged(
+fn judged<'a>(
     pass: &PassContext<'_>,
-    candidate: &Candidate<'_>,
+    candidate: &Candidate<'a>,
     report: &mut Report,
-) -> Option<Listed> {
+) -> Option<Listed<'a>> {
     match candidate.identity() {
         Ok(identity) if identity.kind == Some(candidate.kind()) => Some(Listed {
             position: candidate.position(),
-            name: candidate.c_name().to_owned(),
+            name: candidate.c_name(),
             identity,
         }),
         Ok(_) => {
@@ -637,6 +658,7 @@ impl fmt::Debug for Pruner {
             .field("threads", &self.threads)
             .field("probe_locks", &self.probe_locks)
             .field("protected", &self.protected)
+            .field("list_kept", &self.list_kept)
             .finish()
     }
 }
@@ -717,17 +739,55 @@ fn open_dir(dir: &Path) -> Result<OwnedFd, Error> {
     })
 }
 
+/// The regular files and symlinks of a directory whose names match the pattern,
+/// in listing order: every name in one buffer (NUL-terminated, one after the
+/// other), so listing 100,000 names makes a handful of allocations, not 100,000.
+struct Listing {
+    names: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+/// One listed file: where its name ends in [`Listing::names`] (the NUL's index;
+/// it starts where the previous one ended), its type and its inode number.
+struct Entry {
+    end: usize,
+    kind: FileKind,
+    ino: u64,
+}
+
+impl Listing {
+    /// The candidates of the listing, borrowing their names from it.
+    fn candidates<'a>(&'a self, pass: &'a PassContext<'a>) -> Vec<Candidate<'a>> {
+        let mut start = 0;
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(position, entry)| {
+                let bytes = &self.names[start..=entry.end];
+                start = entry.end + 1;
+                // `list` copied a name from a C string (no NUL inside) and its NUL.
+                let name = CStr::from_bytes_with_nul(bytes).expect("a listed name");
+                Candidate::new(pass, name, position, entry.kind, entry.ino)
+            })
+            .collect()
+    }
+}
+
 /// Lists the regular files and symlinks of the open directory whose names
 /// match `pattern`.
-fn list<'a>(pass: &'a PassContext<'a>, pattern: &Pattern) -> Result<Vec<Candidate<'a>>, Error> {
+fn list(pass: &PassContext<'_>, pattern: &Pattern) -> Result<Listing, Error> {
     let read_error = |errno: Errno| Error::ReadDir {
         dir: pass.dir.to_owned(),
         source: errno.into(),
     };
-    let mut candidates = Vec::new();
+    let mut listing = Listing {
+        names: Vec::new(),
+        entries: Vec::new(),
+    };
     for_each_entry(pass.fd, |name, file_type, ino| {
         let bytes = name.to_bytes();
-        if bytes == b"." || bytes == b".." || !pattern.is_match_bytes(bytes) {
+        // A listed name is one path component: it never contains `/`.
+        if bytes == b"." || bytes == b".." || !pattern.is_match_entry(bytes) {
             return Ok(());
         }
         let file_type = match file_type {
@@ -756,12 +816,16 @@ fn list<'a>(pass: &'a PassContext<'a>, pattern: &Pattern) -> Result<Vec<Candidat
                 return Ok(());
             }
         };
-        let position = candidates.len();
-        candidates.push(Candidate::new(pass, name.to_owned(), position, kind, ino));
+        listing.names.extend_from_slice(name.to_bytes_with_nul());
+        listing.entries.push(Entry {
+            end: listing.names.len() - 1,
+            kind,
+            ino,
+        });
         Ok(())
     })
     .map_err(read_error)?;
-    Ok(candidates)
+    Ok(listing)
 }
 
 /// Calls `each` with the name and listed type of every entry of the directory
@@ -797,7 +861,7 @@ fn for_each_entry(
     Ok(())
 }
 
-/// A name from the directory, as the report's `OsString` (no copy).
-fn os_name(name: CString) -> OsString {
-    OsString::from_vec(name.into_bytes())
+/// A name from the directory, as the report's `OsString`.
+fn os_name(name: &CStr) -> OsString {
+    OsString::from_vec(name.to_bytes().to_vec())
 }

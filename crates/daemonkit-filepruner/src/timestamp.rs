@@ -186,6 +186,12 @@ struct Placed {
 #[derive(Debug, Clone)]
 struct Template {
     slots: Box<[Slot]>,
+    /// Per slot, the lowest byte it accepts (`0` for a digit)…
+    low: Box<[u8]>,
+    /// …and how far above it the accepted bytes go (`9` for a digit, `0` for a literal):
+    /// a window matches when every `byte - low` (wrapping) is at most `span`, which the
+    /// compiler checks for all slots at once without a branch per slot.
+    span: Box<[u8]>,
     fields: Box<[Placed]>,
     /// The index of the first digit slot; every format has one (its year).
     anchor: usize,
@@ -282,7 +288,16 @@ impl Template {
             return Err("the format has no day; add `%m` and `%d` (or `%j`)".to_owned());
         }
         let anchor = fields.iter().map(|p| p.at).min().unwrap_or(0);
+        let (low, span) = slots
+            .iter()
+            .map(|slot| match *slot {
+                Slot::Digit => (b'0', 9),
+                Slot::Byte(b) => (b, 0),
+            })
+            .unzip::<u8, u8, Vec<u8>, Vec<u8>>();
         Ok(Template {
+            low: low.into_boxed_slice(),
+            span: span.into_boxed_slice(),
             slots: slots.into_boxed_slice(),
             fields: fields.into_boxed_slice(),
             anchor,
@@ -316,10 +331,14 @@ impl Template {
     /// Whether every slot accepts the byte of `window` at its position.
     #[inline]
     fn matches(&self, window: &[u8]) -> bool {
-        self.slots.iter().zip(window).all(|(slot, &b)| match *slot {
-            Slot::Digit => b.is_ascii_digit(),
-            Slot::Byte(expected) => b == expected,
-        })
+        // Every slot is tested (`fold` with `&`, no early exit): branch-free, and the
+        // window is a few dozen bytes at most.
+        window
+            .iter()
+            .zip(self.low.iter().zip(self.span.iter()))
+            .fold(true, |ok, (&b, (&low, &span))| {
+                ok & (b.wrapping_sub(low) <= span)
+            })
     }
 
     /// Decodes the fields of a matching window; `None` if they form no valid
