@@ -16,10 +16,10 @@
 //! - delete: 99,000 files past the maximum age and 1,000 recent, `keep` =
 //!   1,000; cap: 100,000 recent files, 99,000 over the cap. Timed with the
 //!   default removal threads (and, in delete, without the lock probe). Floor: the
-//!   same names unlinked (`unlinkat`, listing order) by one thread and nothing
-//!   else, divided by the threads the pruner used.
+//!   same names unlinked (`unlinkat`, in inode order as the pruner unlinks) by
+//!   one thread and nothing else, divided by the threads the pruner used.
 //! - threads: delete on 1, 2 and 4 threads, with and without the probe, against
-//!   the plain unlink on 1 and 2 threads.
+//!   the plain unlink on 1 thread (inode and listing order) and 2 threads.
 //! - scan: locating the timestamp in 100,000 names in memory (no files).
 //!
 //! With `BENCH_JSON=<file>`, one JSON object per figure is appended to the file
@@ -30,6 +30,7 @@ use std::ffi::OsString;
 use std::hint::black_box;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirEntryExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,8 @@ const GLOB: &str = "consensus-upgrade-*.jsonl";
 const MAX_AGE: Duration = Duration::from_secs(365 * 86_400);
 const STEADY_RUNS: usize = 9;
 const DELETE_RUNS: usize = 3;
+/// Rounds of the `threads` section: it times eight configurations a round.
+const THREADS_RUNS: usize = 2;
 
 fn main() {
     let started = Instant::now();
@@ -169,7 +172,14 @@ fn main() {
             Variant::new(format!("default, {threads} thr"), &pruner, threads),
             Variant::new(format!("no lock probe, {threads} thr"), &unprobed, threads),
         ];
-        let out = removal_section(&root.join("delete"), now, &pattern, &variants, &[1]);
+        let out = removal_section(
+            &root.join("delete"),
+            now,
+            &pattern,
+            &variants,
+            &[FLOOR],
+            DELETE_RUNS,
+        );
         out.print(
             "delete: 99% past the maximum age, keep = 1,000",
             &variants,
@@ -195,7 +205,14 @@ fn main() {
             &pruner,
             threads,
         )];
-        let out = removal_section(&root.join("cap"), now, &pattern, &variants, &[1]);
+        let out = removal_section(
+            &root.join("cap"),
+            now,
+            &pattern,
+            &variants,
+            &[FLOOR],
+            DELETE_RUNS,
+        );
         out.print(
             "cap: all recent, 99% over the cap, keep = 1,000",
             &variants,
@@ -210,8 +227,8 @@ fn main() {
     }
     if run("threads") {
         // Whether the removal threads pay: the pass on 1, 2 and 4 threads, with and without
-        // the probe, against the plain unlink on 1 and 2 threads (same names, listing order,
-        // contiguous halves).
+        // the probe, against the plain unlink of the same names on 1 thread (in inode order
+        // and in listing order) and on 2 threads (contiguous halves of the inode order).
         let pruners: Vec<(usize, Pruner, Pruner)> = [1, 2, 4]
             .into_iter()
             .map(|t| (t, pruner.clone().threads(t), unprobed.clone().threads(t)))
@@ -225,7 +242,24 @@ fn main() {
                 *t,
             ));
         }
-        let out = removal_section(&root.join("threads"), now, &pattern, &variants, &[1, 2]);
+        let out = removal_section(
+            &root.join("threads"),
+            now,
+            &pattern,
+            &variants,
+            &[
+                FLOOR,
+                Floor {
+                    threads: 1,
+                    by_inode: false,
+                },
+                Floor {
+                    threads: 2,
+                    by_inode: true,
+                },
+            ],
+            THREADS_RUNS,
+        );
         out.print(
             "threads: delete 99% past the maximum age on 1, 2 and 4 threads",
             &variants,
@@ -485,11 +519,26 @@ impl<'p> Variant<'p> {
     }
 }
 
+/// A plain-unlink floor: on how many threads (contiguous chunks), in which order.
+#[derive(Debug, Clone, Copy)]
+struct Floor {
+    threads: usize,
+    /// Inode-number order (as the pruner unlinks) rather than the listing's.
+    by_inode: bool,
+}
+
+/// The same removals as the pruner's: one thread, inode order.
+const FLOOR: Floor = Floor {
+    threads: 1,
+    by_inode: true,
+};
+
 /// The medians of a removal section: one per pruner variant, one per floor.
 struct Removals {
+    rounds: usize,
     pruner: Vec<Timing>,
-    /// `(threads, timing)` of the plain `unlinkat` floors.
-    floors: Vec<(usize, Timing)>,
+    /// The plain `unlinkat` floors: their configuration and timing.
+    floors: Vec<(Floor, Timing)>,
 }
 
 impl Removals {
@@ -508,7 +557,7 @@ impl Removals {
                 per_removal(t.cpu)
             )
         };
-        println!("{title} (median of {DELETE_RUNS}, interleaved):");
+        println!("{title} (median of {}, interleaved):", self.rounds);
         for (variant, t) in variants.iter().zip(&self.pruner) {
             row(
                 &format!("pruner, {}", variant.label),
@@ -521,8 +570,13 @@ impl Removals {
                 ),
             );
         }
-        for (n, t) in &self.floors {
-            row(&format!("floor: unlinkat only, {n} thr"), *t, &note(*t));
+        for (floor, t) in &self.floors {
+            let order = if floor.by_inode { "inode" } else { "listing" };
+            row(
+                &format!("floor: unlinkat, {order}, {} thr", floor.threads),
+                *t,
+                &note(*t),
+            );
         }
         println!(
             "    (the figures' baseline: the 1-thread floor / {threads} = {:.1} ms)\n",
@@ -533,19 +587,20 @@ impl Removals {
 
 /// Times each variant, then each plain-unlink floor, on freshly created files (99% to
 /// remove: past the maximum age when `dir` ends in `delete` or `threads`, over the cap
-/// otherwise), in [`DELETE_RUNS`] interleaved rounds; returns the medians.
+/// otherwise), in `rounds` interleaved rounds; returns the medians.
 fn removal_section(
     dir: &Path,
     now: Timestamp,
     pattern: &Pattern,
     variants: &[Variant<'_>],
-    floor_threads: &[usize],
+    floor_kinds: &[Floor],
+    rounds: usize,
 ) -> Removals {
     let over_cap = dir.ends_with("cap");
     let old = if over_cap { 0 } else { FILES - KEEP };
     let mut timings: Vec<Vec<Timing>> = vec![Vec::new(); variants.len()];
-    let mut floors: Vec<Vec<Timing>> = vec![Vec::new(); floor_threads.len()];
-    for _ in 0..DELETE_RUNS {
+    let mut floors: Vec<Vec<Timing>> = vec![Vec::new(); floor_kinds.len()];
+    for _ in 0..rounds {
         for (variant, timings) in variants.iter().zip(timings.iter_mut()) {
             create(dir, now, old);
             timings.push(measure(|| {
@@ -561,19 +616,26 @@ fn removal_section(
             }));
             std::fs::remove_dir_all(dir).expect("clean");
         }
-        // The floors: the same names, unlinked in listing order and nothing else.
-        for (&n, floors) in floor_threads.iter().zip(floors.iter_mut()) {
+        // The floors: the same names, unlinked and nothing else.
+        for (floor, floors) in floor_kinds.iter().zip(floors.iter_mut()) {
             let names = create(dir, now, old);
             let doomed: HashSet<&[u8]> = if over_cap {
                 names[KEEP..].iter().map(|n| n.as_bytes()).collect()
             } else {
                 names[..old].iter().map(|n| n.as_bytes()).collect()
             };
-            let listed: Vec<OsString> = std::fs::read_dir(dir)
+            let mut listed: Vec<(u64, OsString)> = std::fs::read_dir(dir)
                 .expect("read dir")
-                .map(|e| e.expect("entry").file_name())
-                .filter(|n| doomed.contains(n.as_bytes()))
+                .map(|e| {
+                    let e = e.expect("entry");
+                    (e.ino(), e.file_name())
+                })
+                .filter(|(_, n)| doomed.contains(n.as_bytes()))
                 .collect();
+            if floor.by_inode {
+                listed.sort_by_key(|(ino, _)| *ino);
+            }
+            let n = floor.threads;
             let fd = rustix::fs::open(
                 dir,
                 rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
@@ -585,7 +647,7 @@ fn removal_section(
                     for part in listed.chunks(listed.len().div_ceil(n)) {
                         let fd = &fd;
                         s.spawn(move || {
-                            for name in part {
+                            for (_, name) in part {
                                 rustix::fs::unlinkat(
                                     fd,
                                     name.as_os_str(),
@@ -602,8 +664,9 @@ fn removal_section(
         }
     }
     Removals {
+        rounds,
         pruner: timings.into_iter().map(median).collect(),
-        floors: floor_threads
+        floors: floor_kinds
             .iter()
             .copied()
             .zip(floors.into_iter().map(median))

@@ -44,10 +44,11 @@ pub enum Order {
 /// fails is recorded in the report and the pass goes on; the cap does not make
 /// up for it by removing a newer file.
 ///
-/// Within a step, files are unlinked in the order the directory lists them
-/// (on ext4 that is several times cheaper than name order), large batches on
-/// a few threads (see [`threads`](Pruner::threads)); the [`Report`] still
-/// lists the hard cap's removals oldest first.
+/// Within a step, files are unlinked in the order of their inode numbers (on
+/// ext4 cheaper than the listing's order, which is several times cheaper than
+/// name order), large batches on a few threads (see
+/// [`threads`](Pruner::threads)); the [`Report`] still lists the hard cap's
+/// removals oldest first.
 ///
 /// The builder defaults are safe: order by name, really remove. Set
 /// [`dry_run`](Pruner::dry_run) to get the same report without removing
@@ -384,13 +385,16 @@ impl Pruner {
         reason: RemovalReason,
         report: &mut Report,
     ) {
-        // Unlink in listing order, whatever order the report wants: on ext4 the
-        // listing follows the directory's hash order, so consecutive unlinks
-        // touch the same directory blocks. Removing the hard cap's batch in
-        // name order was measured 1.6x slower (99,000 files, two threads).
-        let mut by_position: Vec<usize> = (0..batch.len()).collect();
-        by_position.sort_unstable_by_key(|&i| batch[i].position);
-        let items: Vec<(&CStr, Identity)> = by_position
+        // Unlink in inode-number order, whatever order the report wants (ties, on
+        // file systems whose inode numbers are not unique per listing, in listing
+        // order). Freeing inodes in the order of the inode table touches its
+        // blocks and bitmaps one after the other, and each thread's chunk is a
+        // contiguous range of them: on ext4 that was measured cheaper than the
+        // listing's hash order (99,000 files: 7-14 % less CPU per unlink, on one
+        // thread and on two), which was itself 1.6x faster than name order.
+        let mut in_unlink_order: Vec<usize> = (0..batch.len()).collect();
+        in_unlink_order.sort_unstable_by_key(|&i| (batch[i].identity.ino, batch[i].position));
+        let items: Vec<(&CStr, Identity)> = in_unlink_order
             .iter()
             .map(|&i| (batch[i].name, batch[i].identity))
             .collect();
@@ -400,7 +404,7 @@ impl Pruner {
         };
         let mut outcomes = vec![Outcome::Removed; batch.len()];
         for (&i, outcome) in
-            by_position
+            in_unlink_order
                 .iter()
                 .zip(remove_all(pass.fd, &items, check, self.threads))
         {
