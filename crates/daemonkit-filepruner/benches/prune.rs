@@ -61,7 +61,10 @@ fn main() {
         None => section != "cap" && section != "threads",
     };
     let now: Timestamp = "2026-04-15T12:00:00Z".parse().expect("valid timestamp");
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("prune-bench");
+    // One directory per process: two runs at once (a helper's and `cargo bench
+    // --workspace`) must not remove each other's files.
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("prune-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("create bench root");
     println!(
