@@ -23,7 +23,7 @@ use crate::Error;
 /// ```json
 /// {"dir":"/var/log/app","dry_run":false,"dir_missing":false,
 ///  "removed":[{"name":"app-20240101T000000Z.log","reason":"prunable"}],
-///  "kept":["app-20260415T143000Z.log"],
+///  "kept":["app-20260415T143000Z.log"],"kept_count":1,
 ///  "protected":[{"name":"app.log","reason":"no timestamp in the format …"}],
 ///  "failures":[],"vanished":[],"in_use":["app-20260416T000000Z.log"],"changed":[]}
 /// ```
@@ -43,9 +43,13 @@ pub struct Report {
     pub dir_missing: bool,
     /// Files removed (or, in a dry run, that would be removed), and why.
     pub removed: Vec<Removed>,
-    /// Files kept: not prunable and within the hard cap.
+    /// Files kept: not prunable and within the hard cap. Empty when the pruner
+    /// was told not to list them ([`Pruner::list_kept`](crate::Pruner::list_kept));
+    /// [`kept_count`](Report::kept_count) still counts them.
     #[serde(serialize_with = "lossy_names")]
     pub kept: Vec<OsString>,
+    /// How many files were kept, whether or not [`kept`](Report::kept) lists them.
+    pub kept_count: usize,
     /// Files whose eligibility could not be determined; neither pass touched
     /// them and they do not count toward the hard cap.
     pub protected: Vec<Protected>,
@@ -76,6 +80,7 @@ impl Report {
             dir_missing: false,
             removed: Vec::new(),
             kept: Vec::new(),
+            kept_count: 0,
             protected: Vec::new(),
             failures: Vec::new(),
             vanished: Vec::new(),

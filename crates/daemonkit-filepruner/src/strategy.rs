@@ -12,7 +12,7 @@
 //! - [`from_fn`] turns a closure into a strategy.
 
 use std::cell::OnceCell;
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, OsStr};
 use std::fmt;
 use std::io;
 use std::os::fd::BorrowedFd;
@@ -154,7 +154,9 @@ impl Identity {
 /// candidate, on first use.
 pub struct Candidate<'a> {
     pass: &'a PassContext<'a>,
-    name: CString,
+    /// Borrowed from the pass's one buffer of listed names: a candidate costs no
+    /// allocation of its own.
+    name: &'a CStr,
     /// Where the name came in the directory listing.
     position: usize,
     kind: FileKind,
@@ -169,7 +171,7 @@ pub struct Candidate<'a> {
 impl<'a> Candidate<'a> {
     pub(crate) fn new(
         pass: &'a PassContext<'a>,
-        name: CString,
+        name: &'a CStr,
         position: usize,
         kind: FileKind,
         ino: u64,
@@ -189,16 +191,12 @@ impl<'a> Candidate<'a> {
         OsStr::from_bytes(self.name.to_bytes())
     }
 
-    pub(crate) fn c_name(&self) -> &std::ffi::CStr {
-        &self.name
+    pub(crate) fn c_name(&self) -> &'a CStr {
+        self.name
     }
 
     pub(crate) fn position(&self) -> usize {
         self.position
-    }
-
-    pub(crate) fn into_c_name(self) -> CString {
-        self.name
     }
 
     /// The pruned directory joined with [`name`](Candidate::name), for messages.
@@ -279,7 +277,7 @@ impl<'a> Candidate<'a> {
         };
         let stat = rustix::fs::statat(
             self.pass.fd,
-            self.name.as_c_str(),
+            self.name,
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
         )
         .map_err(|errno| metadata_error(errno.into()))?;

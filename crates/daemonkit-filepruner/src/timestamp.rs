@@ -183,6 +183,12 @@ struct Placed {
 #[derive(Debug, Clone)]
 struct Template {
     slots: Box<[Slot]>,
+    /// Per slot, the lowest byte it accepts (`0` for a digit)…
+    low: Box<[u8]>,
+    /// …and how far above it the accepted bytes go (`9` for a digit, `0` for a literal):
+    /// a window matches when every `byte - low` (wrapping) is at most `span`, which the
+    /// compiler checks for all slots at once without a branch per slot.
+    span: Box<[u8]>,
     fields: Box<[Placed]>,
     /// The index of the first digit slot; every format has one (its year).
     anchor: usize,
@@ -279,7 +285,16 @@ impl Template {
             return Err("the format has no day; add `%m` and `%d` (or `%j`)".to_owned());
         }
         let anchor = fields.iter().map(|p| p.at).min().unwrap_or(0);
+        let (low, span) = slots
+            .iter()
+            .map(|slot| match *slot {
+                Slot::Digit => (b'0', 9),
+                Slot::Byte(b) => (b, 0),
+            })
+            .unzip::<u8, u8, Vec<u8>, Vec<u8>>();
         Ok(Template {
+            low: low.into_boxed_slice(),
+            span: span.into_boxed_slice(),
             slots: slots.into_boxed_slice(),
             fields: fields.into_boxed_slice(),
             anchor,
@@ -313,52 +328,93 @@ impl Template {
     /// Whether every slot accepts the byte of `window` at its position.
     #[inline]
     fn matches(&self, window: &[u8]) -> bool {
-        self.slots.iter().zip(window).all(|(slot, &b)| match *slot {
-            Slot::Digit => b.is_ascii_digit(),
-            Slot::Byte(expected) => b == expected,
-        })
+        // Every slot is tested (`fold` with `&`, no early exit): branch-free, and the
+        // window is a few dozen bytes at most.
+        window
+            .iter()
+            .zip(self.low.iter().zip(self.span.iter()))
+            .fold(true, |ok, (&b, (&low, &span))| {
+                ok & (b.wrapping_sub(low) <= span)
+            })
+    }
+
+    /// The fields of a matching window, with every time field in range; `None` if
+    /// one is out of range.
+    fn fields(&self, window: &[u8]) -> Option<Fields> {
+        let mut out = Fields {
+            year: 0,
+            month: 1,
+            day: 1,
+            day_of_year: None,
+            hour: 0,
+            minute: 0,
+            second: 0,
+        };
+        for placed in &self.fields {
+            // Every byte is an ASCII digit (checked by `matches`) and widths are
+            // at most 4, so the value is at most 9999.
+            let value = window[placed.at..placed.at + placed.width]
+                .iter()
+                .fold(0u16, |acc, &b| acc * 10 + u16::from(b - b'0'));
+            match placed.field {
+                Field::Year => out.year = value,
+                Field::YearOfCentury => out.year = if value >= 69 { 1900 } else { 2000 } + value,
+                Field::Month => out.month = value,
+                Field::Day => out.day = value,
+                Field::DayOfYear => out.day_of_year = Some(value),
+                Field::Hour => out.hour = value,
+                Field::Minute => out.minute = value,
+                Field::Second => out.second = value,
+            }
+        }
+        // As jiff's `Time::new`: no leap second.
+        (out.hour <= 23 && out.minute <= 59 && out.second <= 59).then_some(out)
     }
 
     /// Decodes the fields of a matching window; `None` if they form no valid
     /// date or time.
+    ///
+    /// (Doing the calendar arithmetic here instead of through jiff's `Date` and
+    /// `DateTime` was tried in issue 17 and measured slower.)
     fn decode(&self, window: &[u8]) -> Option<Timestamp> {
-        let (mut year, mut month, mut day, mut day_of_year) = (0i16, 1i8, 1i8, None);
-        let (mut hour, mut minute, mut second) = (0i8, 0i8, 0i8);
-        for placed in &self.fields {
-            // Every byte is an ASCII digit (checked by `matches`) and widths are
-            // at most 4, so the value is at most 9999: it fits every target type.
-            let value = window[placed.at..placed.at + placed.width]
-                .iter()
-                .fold(0u16, |acc, &b| acc * 10 + u16::from(b - b'0'));
-            let small = i8::try_from(value);
-            match placed.field {
-                Field::Year => year = i16::try_from(value).ok()?,
-                Field::YearOfCentury => {
-                    let yy = i16::try_from(value).ok()?;
-                    year = if yy >= 69 { 1900 + yy } else { 2000 + yy };
-                }
-                Field::Month => month = small.ok()?,
-                Field::Day => day = small.ok()?,
-                Field::DayOfYear => day_of_year = Some(i16::try_from(value).ok()?),
-                Field::Hour => hour = small.ok()?,
-                Field::Minute => minute = small.ok()?,
-                Field::Second => second = small.ok()?,
-            }
-        }
-        let date = match day_of_year {
-            Some(n) => Date::new(year, 1, 1)
+        let f = self.fields(window)?;
+        let date = match f.day_of_year {
+            Some(n) => Date::new(i16::try_from(f.year).ok()?, 1, 1)
                 .ok()?
                 .with()
-                .day_of_year(n)
+                .day_of_year(i16::try_from(n).ok()?)
                 .build()
                 .ok()?,
-            None => Date::new(year, month, day).ok()?,
+            None => Date::new(
+                i16::try_from(f.year).ok()?,
+                i8::try_from(f.month).ok()?,
+                i8::try_from(f.day).ok()?,
+            )
+            .ok()?,
         };
-        let time = Time::new(hour, minute, second, 0).ok()?;
+        let time = Time::new(
+            i8::try_from(f.hour).ok()?,
+            i8::try_from(f.minute).ok()?,
+            i8::try_from(f.second).ok()?,
+            0,
+        )
+        .ok()?;
         Offset::UTC
             .to_timestamp(DateTime::from_parts(date, time))
             .ok()
     }
+}
+
+/// The decoded fields of one timestamp (at most 9999 each: four digits).
+#[derive(Debug, Clone, Copy)]
+struct Fields {
+    year: u16,
+    month: u16,
+    day: u16,
+    day_of_year: Option<u16>,
+    hour: u16,
+    minute: u16,
+    second: u16,
 }
 
 impl Field {

@@ -175,8 +175,9 @@ fn a_protected_live_file_survives_keep_zero_without_the_lock_probe() {
 /// A strategy that judges every file prunable, and once every file has been judged lets
 /// another thread rename fresh files over half of the judged names, then waits for it.
 /// `by_mtime`: the strategy reads each file's `lstat` (the identity judged is that one);
-/// otherwise it judges the name only (the identity is the listing's).
-fn names_renamed_over_after_judgement_are_left(by_mtime: bool) {
+/// otherwise it judges the name only (the identity is the listing's). `probe`: the lock
+/// probe's descriptor re-checks the identity (`fstat`); without it, an `lstat` does.
+fn names_renamed_over_after_judgement_are_left(by_mtime: bool, probe: bool) {
     const FILES: usize = 200;
     let dir = tempfile::tempdir().unwrap();
     let names: Vec<String> = (0..FILES).map(|i| format!("old-{i:03}.log")).collect();
@@ -222,6 +223,7 @@ fn names_renamed_over_after_judgement_are_left(by_mtime: bool) {
     };
 
     let report = Pruner::new(strategy)
+        .probe_locks(probe)
         .prune_at(
             dir.path(),
             &Pattern::new("old-*.log").unwrap(),
@@ -243,12 +245,18 @@ fn names_renamed_over_after_judgement_are_left(by_mtime: bool) {
 
 #[test]
 fn names_renamed_over_after_an_mtime_judgement_are_left_and_reported_changed() {
-    names_renamed_over_after_judgement_are_left(true);
+    names_renamed_over_after_judgement_are_left(true, true);
+}
+
+#[test]
+fn names_renamed_over_are_left_without_the_lock_probe_too() {
+    names_renamed_over_after_judgement_are_left(true, false);
+    names_renamed_over_after_judgement_are_left(false, false);
 }
 
 #[test]
 fn names_renamed_over_after_a_name_only_judgement_are_left_and_reported_changed() {
-    names_renamed_over_after_judgement_are_left(false);
+    names_renamed_over_after_judgement_are_left(false, true);
 }
 
 #[test]

@@ -51,6 +51,40 @@ fn dry_run_removes_nothing() {
 }
 
 #[test]
+fn unlisted_kept_files_are_counted_and_the_pass_is_otherwise_the_same() {
+    let listed_dir = mixed_dir();
+    let unlisted_dir = mixed_dir();
+
+    let listed = Pruner::new(daily())
+        .prune_at(listed_dir.path(), &pattern("*.log"), 2, now())
+        .unwrap();
+    let unlisted = Pruner::new(daily())
+        .list_kept(false)
+        .prune_at(unlisted_dir.path(), &pattern("*.log"), 2, now())
+        .unwrap();
+
+    assert_eq!(
+        sorted(&listed.kept),
+        ["app-20260201.log", "app-20260301.log"]
+    );
+    assert_eq!(listed.kept_count, 2);
+    assert!(unlisted.kept.is_empty(), "{:?}", unlisted.kept);
+    assert_eq!(unlisted.kept_count, 2);
+    let names = |r: &daemonkit_filepruner::Report| {
+        let mut v: Vec<_> = r
+            .removed
+            .iter()
+            .map(|r| (r.name.clone(), r.reason))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&unlisted), names(&listed));
+    assert_eq!(unlisted.protected.len(), 1);
+    assert_eq!(listing(unlisted_dir.path()), listing(listed_dir.path()));
+}
+
+#[test]
 fn dry_run_reports_what_a_real_run_does() {
     let dry_dir = mixed_dir();
     let real_dir = mixed_dir();
