@@ -38,8 +38,16 @@ use crate::Error;
 #[derive(Clone)]
 pub struct Pattern {
     source: String,
-    matcher: globset::GlobMatcher,
-    literal: Option<Literal>,
+    matcher: Matcher,
+}
+
+/// How a pattern matches: the literal shortcut, or globset's compiled matcher (a regex),
+/// built only for globs the shortcut cannot take: building the regex is most of what
+/// `Pattern::new` costs, and pages in the regex engine's code at a daemon's start.
+#[derive(Clone)]
+enum Matcher {
+    Literal(Literal),
+    Glob(globset::GlobMatcher),
 }
 
 /// A shortcut for the commonest retention globs, which need no regex.
@@ -134,10 +142,13 @@ impl Pattern {
                     err.kind()
                 ))
             })?;
+        let matcher = match Literal::of(glob) {
+            Some(literal) => Matcher::Literal(literal),
+            None => Matcher::Glob(compiled.compile_matcher()),
+        };
         Ok(Pattern {
             source: glob.to_owned(),
-            matcher: compiled.compile_matcher(),
-            literal: Literal::of(glob),
+            matcher,
         })
     }
 
@@ -162,11 +173,9 @@ impl Pattern {
     /// of the directory, and the search for a `/` was a fifth of the pass's own
     /// (user-space) time.
     pub(crate) fn is_match_entry(&self, name: &[u8]) -> bool {
-        match &self.literal {
-            Some(literal) => literal.is_match(name),
-            None => self
-                .matcher
-                .is_match_candidate(&globset::Candidate::from_bytes(name)),
+        match &self.matcher {
+            Matcher::Literal(literal) => literal.is_match(name),
+            Matcher::Glob(glob) => glob.is_match_candidate(&globset::Candidate::from_bytes(name)),
         }
     }
 }
