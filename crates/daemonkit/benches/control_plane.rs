@@ -202,44 +202,40 @@ fn main() {
         server.stop();
     }
 
-    // The same /status, serialised on every request (the kit before its cache, and any
-    // daemon status function without a version), beside the cached one above.
-    let server = Server::spawn(&socket, 0, Some(UNCACHED_ENV));
-    println!();
-    println!("server runtime: current-thread; /status serialised on every request (no cache)");
-    for (slot, conns) in [1, 16].into_iter().enumerate() {
-        let r = measure(&socket, "/status", conns, seconds, server.pid());
-        r.print("/status", conns, "uncached");
-        figures.named(
-            &format!("status_uncached_c{conns}_server_us"),
-            r.server_cpu_per_request(),
-            "us",
-            cached_status[slot]
-                .as_ref()
-                .map(Run::server_cpu_per_request),
-        );
+    // Two more current-thread servers, each measured against the cached /status above:
+    // the same /status serialised on every request (the kit before its cache, and any
+    // daemon status function without a version); and the cached /status with one running
+    // monitor that reports connectivity (each request calls its check, for the version,
+    // and serves the cached body while the answer holds).
+    for (mode, load, title) in [
+        (
+            UNCACHED_ENV,
+            "uncached",
+            "/status serialised on every request (no cache)",
+        ),
+        (
+            REPORTING_ENV,
+            "reporting",
+            "/status cached, one monitor reporting connectivity",
+        ),
+    ] {
+        let server = Server::spawn(&socket, 0, Some(mode));
+        println!();
+        println!("server runtime: current-thread; {title}");
+        for (slot, conns) in [1, 16].into_iter().enumerate() {
+            let r = measure(&socket, "/status", conns, seconds, server.pid());
+            r.print("/status", conns, load);
+            figures.named(
+                &format!("status_{load}_c{conns}_server_us"),
+                r.server_cpu_per_request(),
+                "us",
+                cached_status[slot]
+                    .as_ref()
+                    .map(Run::server_cpu_per_request),
+            );
+        }
+        server.stop();
     }
-    server.stop();
-
-    // The cached /status again, with one running monitor that reports connectivity: each
-    // request calls its check (for the version) and serves the cached body while the
-    // answer holds.
-    let server = Server::spawn(&socket, 0, Some(REPORTING_ENV));
-    println!();
-    println!("server runtime: current-thread; /status cached, one monitor reporting connectivity");
-    for (slot, conns) in [1, 16].into_iter().enumerate() {
-        let r = measure(&socket, "/status", conns, seconds, server.pid());
-        r.print("/status", conns, "reporting");
-        figures.named(
-            &format!("status_reporting_c{conns}_server_us"),
-            r.server_cpu_per_request(),
-            "us",
-            cached_status[slot]
-                .as_ref()
-                .map(Run::server_cpu_per_request),
-        );
-    }
-    server.stop();
 
     figures.write();
     let _ = std::fs::remove_dir_all(&dir);

@@ -72,14 +72,18 @@ async fn the_tracker_status_shows_every_transition() {
     server.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_running_connectivity_check_is_read_on_every_request() {
-    let dir = socket_dir();
-    let tracker = StatusTracker::new();
-    let up = Arc::new(AtomicBool::new(true));
-    let u = up.clone();
+/// A running monitor `link` whose connectivity check answers healthy while `up` is
+/// true, else `LinkDown`, and counts its calls.
+fn running_link(
+    tracker: &StatusTracker,
+    up: bool,
+) -> (daemonkit::MonitorHandle, Arc<AtomicBool>, Arc<AtomicUsize>) {
+    let up = Arc::new(AtomicBool::new(up));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (u, c) = (up.clone(), calls.clone());
     let link = tracker
         .register_reporting("link", move || {
+            c.fetch_add(1, Ordering::SeqCst);
             if u.load(Ordering::SeqCst) {
                 Ok(())
             } else {
@@ -88,6 +92,14 @@ async fn a_running_connectivity_check_is_read_on_every_request() {
         })
         .unwrap();
     link.set_state(MonitorState::Running);
+    (link, up, calls)
+}
+
+#[tokio::test]
+async fn a_running_connectivity_check_is_read_on_every_request() {
+    let dir = socket_dir();
+    let tracker = StatusTracker::new();
+    let (link, up, _calls) = running_link(&tracker, true);
     let server = Server::start(builder(&dir).tracker_status(&tracker)).await;
     assert_eq!(
         server.get("/status").await.json()["link"]["state"],
@@ -121,20 +133,7 @@ async fn a_running_connectivity_check_is_read_on_every_request() {
 async fn a_steady_connectivity_answer_keeps_the_cached_body() {
     let dir = socket_dir();
     let tracker = StatusTracker::new();
-    let up = Arc::new(AtomicBool::new(false));
-    let calls = Arc::new(AtomicUsize::new(0));
-    let (u, c) = (up.clone(), calls.clone());
-    let link = tracker
-        .register_reporting("link", move || {
-            c.fetch_add(1, Ordering::SeqCst);
-            if u.load(Ordering::SeqCst) {
-                Ok(())
-            } else {
-                Err(StatusError::new("LinkDown", "no carrier"))
-            }
-        })
-        .unwrap();
-    link.set_state(MonitorState::Running);
+    let (_link, up, calls) = running_link(&tracker, false);
     let server = Server::start(builder(&dir).tracker_status(&tracker)).await;
     let first = server.get("/status").await.body;
     let after_first = calls.load(Ordering::SeqCst);
